@@ -1,0 +1,7 @@
+"""The ``chanjing-avatar`` command."""
+
+
+def main() -> None:
+    from .app import run
+
+    run()

@@ -1,0 +1,1 @@
+"""Renderers for the sandbox: the interface in ``base``; implementations beside it."""
