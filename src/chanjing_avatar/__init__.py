@@ -1,5 +1,133 @@
-"""chanjing-avatar: a client for Chanjing's lip-sync Open API, with a local sandbox."""
+"""chanjing-avatar: a client for Chanjing's lip-sync Open API, with a local sandbox.
+
+>>> from chanjing_avatar import Client
+>>> with Client() as c:                       # keys from args, env or ~/.chanjing/credentials.json
+...     result = c.lipsync.make(video="me.mp4", text="你好", voice_id="...", output="out.mp4")
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
-__all__ = ["__version__"]
+# The public names load on first use, so that importing a submodule (the CLI's `--help`) does not
+# pay for httpx and pydantic.
+if TYPE_CHECKING:
+    from ._async_client import AsyncClient
+    from ._client import Client
+    from ._config import RateLimit, RateLimits
+    from ._exceptions import (
+        AuthenticationError,
+        ChanjingError,
+        ConfigurationError,
+        ContentRejectedError,
+        DownloadError,
+        FileUnavailableError,
+        InvalidRequestError,
+        OutcomeUnknownError,
+        QuotaExhaustedError,
+        RateLimitError,
+        ServerError,
+        TaskFailedError,
+        TransportError,
+        WaitTimeoutError,
+    )
+    from ._models import (
+        CreateLipSync,
+        Download,
+        FileDetail,
+        FileStatus,
+        MakeEvent,
+        MakeResult,
+        PageInfo,
+        Task,
+        TaskPage,
+        TaskStatus,
+        TtsConfig,
+        UploadUrl,
+        Voice,
+    )
+
+_LAZY = {
+    "AsyncClient": "._async_client",
+    "Client": "._client",
+    "RateLimit": "._config",
+    "RateLimits": "._config",
+    "AuthenticationError": "._exceptions",
+    "ChanjingError": "._exceptions",
+    "ConfigurationError": "._exceptions",
+    "ContentRejectedError": "._exceptions",
+    "DownloadError": "._exceptions",
+    "FileUnavailableError": "._exceptions",
+    "InvalidRequestError": "._exceptions",
+    "OutcomeUnknownError": "._exceptions",
+    "QuotaExhaustedError": "._exceptions",
+    "RateLimitError": "._exceptions",
+    "ServerError": "._exceptions",
+    "TaskFailedError": "._exceptions",
+    "TransportError": "._exceptions",
+    "WaitTimeoutError": "._exceptions",
+    "CreateLipSync": "._models",
+    "Download": "._models",
+    "FileDetail": "._models",
+    "FileStatus": "._models",
+    "MakeEvent": "._models",
+    "MakeResult": "._models",
+    "PageInfo": "._models",
+    "Task": "._models",
+    "TaskPage": "._models",
+    "TaskStatus": "._models",
+    "TtsConfig": "._models",
+    "UploadUrl": "._models",
+    "Voice": "._models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "AsyncClient",
+    "AuthenticationError",
+    "ChanjingError",
+    "Client",
+    "ConfigurationError",
+    "ContentRejectedError",
+    "CreateLipSync",
+    "Download",
+    "DownloadError",
+    "FileDetail",
+    "FileStatus",
+    "FileUnavailableError",
+    "InvalidRequestError",
+    "MakeEvent",
+    "MakeResult",
+    "OutcomeUnknownError",
+    "PageInfo",
+    "QuotaExhaustedError",
+    "RateLimit",
+    "RateLimitError",
+    "RateLimits",
+    "ServerError",
+    "Task",
+    "TaskFailedError",
+    "TaskPage",
+    "TaskStatus",
+    "TransportError",
+    "TtsConfig",
+    "UploadUrl",
+    "Voice",
+    "WaitTimeoutError",
+    "__version__",
+]

@@ -2,6 +2,8 @@
 
 
 def main() -> None:
+    import sys
+
     from .app import run
 
-    run()
+    sys.exit(run())

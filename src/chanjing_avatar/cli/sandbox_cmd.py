@@ -2,12 +2,143 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
 
 sandbox_app = typer.Typer(help="Run the local sandbox server.", no_args_is_help=True)
 
 
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
+    return Path(base) / "chanjing-avatar" / "sandbox"
+
+
+def _parse_fault(text: str) -> dict[str, object]:
+    """``ENDPOINT=FAULT[@PROBABILITY]``, e.g. ``lipsync_detail=50000@0.1``."""
+    endpoint, eq, rest = text.partition("=")
+    if not eq or not endpoint or not rest:
+        raise typer.BadParameter(f"{text!r}: use ENDPOINT=FAULT[@PROBABILITY]")
+    fault, _, probability = rest.partition("@")
+    try:
+        return {"endpoint": endpoint, "fault": fault, "probability": float(probability or 1.0)}
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: the probability must be a number") from None
+
+
 @sandbox_app.command()
-def serve() -> None:
-    """Start the sandbox server (not implemented yet)."""
-    raise typer.Exit(2)
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8848,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="State folder (default: ~/.local/share/chanjing-avatar/sandbox)."),
+    ] = None,
+    app_id: Annotated[
+        str | None, typer.Option(help="Fixed app_id (else kept in the data dir).")
+    ] = None,
+    secret_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Fixed secret_key (or env CHANJING_SANDBOX_SECRET_KEY).",
+            envvar="CHANJING_SANDBOX_SECRET_KEY",
+        ),
+    ] = None,
+    renderer: Annotated[str, typer.Option(help="Renderer name, or auto.")] = "auto",
+    sync_delay: Annotated[float, typer.Option(help="Seconds before an upload is ready.")] = 1.0,
+    render_concurrency: Annotated[int, typer.Option(help="Tasks rendered at once.")] = 2,
+    task_min_duration: Annotated[
+        float, typer.Option(help="Make every task take at least this long (sandbox seconds).")
+    ] = 0.0,
+    time_scale: Annotated[
+        float, typer.Option(help="Run sandbox waits this many times faster.")
+    ] = 1.0,
+    rate_limits: Annotated[bool, typer.Option(help="Enforce the documented rate limits.")] = True,
+    rate_limit_scale: Annotated[
+        float, typer.Option(help="Multiply the allowed requests per window.")
+    ] = 1.0,
+    admin: Annotated[
+        bool, typer.Option(help="Serve the admin endpoints under /_sandbox (faults, apps...).")
+    ] = False,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Inject a fault: ENDPOINT=FAULT[@PROBABILITY], e.g. "
+            "lipsync_detail=50000@0.1 (repeatable)."
+        ),
+    ] = None,
+    fault_seed: Annotated[int | None, typer.Option(help="Seed of the fault dice.")] = None,
+    public_url: Annotated[
+        str | None, typer.Option(help="Base of the URLs handed out, when behind a proxy.")
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request (no secrets).")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the address and credentials as one JSON line.")
+    ] = False,
+) -> None:
+    """Start the sandbox server in the foreground; prints its base URL and credentials."""
+    import logging
+
+    from ..sandbox import FaultRule, Sandbox, SandboxConfig
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    rules = [FaultRule.parse(_parse_fault(text)) for text in fault or []]
+    config = SandboxConfig(
+        data_dir=data_dir or default_data_dir(),
+        host=host,
+        port=port,
+        app_id=app_id,
+        secret_key=secret_key,
+        renderer=renderer,
+        file_sync_delay_s=sync_delay,
+        render_concurrency=render_concurrency,
+        task_min_duration_s=task_min_duration,
+        time_scale=time_scale,
+        rate_limits_enabled=rate_limits,
+        rate_limit_scale=rate_limit_scale,
+        admin=admin,
+        faults_enabled=bool(rules),
+        faults=rules,
+        fault_seed=fault_seed,
+        public_url=public_url,
+        access_log=access_log,
+    )
+    from ._common import GLOBAL
+
+    as_json = json_out or GLOBAL.json
+
+    def ready(sb: Sandbox) -> None:
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "base_url": sb.base_url,
+                        "app_id": sb.app_id,
+                        "secret_key": sb.secret_key,
+                        "data_dir": str(config.data_dir),
+                    }
+                ),
+                nl=True,
+            )
+        else:
+            typer.echo(f"sandbox listening on {sb.base_url}  (data: {config.data_dir})")
+            typer.echo(f"  app_id:     {sb.app_id}")
+            typer.echo(f"  secret_key: {sb.secret_key}")
+            typer.echo(f"  export CHANJING_OPENAPI_BASE_URL={sb.base_url}")
+            if admin:
+                typer.echo(f"  admin:      {sb.base_url}/_sandbox/  (faults, apps, stats)")
+            typer.echo("Ctrl-C stops it.")
+        sys.stdout.flush()
+
+    Sandbox(config).serve(on_ready=ready)

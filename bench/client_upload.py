@@ -1,0 +1,161 @@
+"""Upload a large file to the sandbox: the client (sync, async) and ``curl -T``, side by side.
+
+    .venv/bin/python bench/client_upload.py [--size-mib 1024] [--rounds 2]
+
+Each upload runs in its own process against one embedded sandbox, so the client and curl compete
+for the same server on equal terms. Reported: throughput (MiB/s) and peak RSS; for the client also
+its RSS growth during the upload (baseline taken after imports, client setup and the token).
+Goals (issue 3): growth under 64 MiB; throughput at least 0.9x curl's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CHILD = r"""
+import json, sys, time
+from chanjing_avatar import Client, AsyncClient
+app_id, secret, base_url, cred, path, mode = sys.argv[1:7]
+def status_mib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+def rss_mib():
+    return status_mib("VmRSS")
+kw = dict(base_url=base_url, credentials_dir=cred, rate_limits=False)
+if mode == "sync":
+    c = Client(app_id, secret, **kw)
+    c.auth.token()
+    base = rss_mib()
+    t0 = time.perf_counter()
+    detail = c.files.upload(path, "lip_sync_video", wait=False)
+    dt = time.perf_counter() - t0
+    c.close()
+else:
+    import anyio
+    async def main():
+        async with AsyncClient(app_id, secret, **kw) as c:
+            await c.auth.token()
+            base = rss_mib()
+            t0 = time.perf_counter()
+            await c.files.upload(path, "lip_sync_video", wait=False)
+            return base, time.perf_counter() - t0
+    base, dt = anyio.run(main)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forked parent across exec.
+peak = status_mib("VmHWM")
+print(json.dumps({"seconds": dt, "base_rss_mib": base, "peak_rss_mib": peak}))
+"""
+
+
+def _mib(n: float) -> float:
+    return n / 1024 / 1024
+
+
+def make_file(path: Path, size: int) -> None:
+    if path.exists() and path.stat().st_size == size:
+        return
+    block = os.urandom(1024 * 1024)
+    with open(path, "wb") as f:
+        for _ in range(size // len(block)):
+            f.write(block)
+        f.write(block[: size % len(block)])
+
+
+def run_client(sb: Any, cred: str, path: Path, mode: str) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, sb.app_id, sb.secret_key, sb.base_url, cred, str(path), mode],
+        capture_output=True, text=True, check=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def run_curl(sb: Any, cred: str, path: Path) -> dict[str, float]:
+    from chanjing_avatar import Client
+
+    with Client(sb.app_id, sb.secret_key, base_url=sb.base_url, credentials_dir=cred,
+                rate_limits=False) as c:
+        address = c.files.create_upload_url("lip_sync_video", path.name)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        ["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(path),
+         "-H", f"Content-Type: {address.mime_type}", address.sign_url],
+    )
+    peak = 0.0
+    while proc.poll() is None:  # VmHWM while it runs (ru_maxrss would include our own RSS)
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+        time.sleep(0.005)
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"curl failed with {proc.returncode}")
+    return {"seconds": dt, "peak_rss_mib": peak}
+
+
+class _Renderer:
+    name = "none"
+
+    def voices(self) -> list[Any]:
+        return []
+
+    def render(self, job: Any, progress: Any) -> Any:
+        raise NotImplementedError
+
+    def audition(self, voice_id: str, out_path: Path) -> None:
+        raise NotImplementedError
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--file", type=Path, default=Path(tempfile.gettempdir()) /
+                        "chanjing-bench-upload.mp4")
+    args = parser.parse_args()
+    from chanjing_avatar.sandbox import Sandbox, SandboxConfig
+
+    size = args.size_mib * 1024 * 1024
+    make_file(args.file, size)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = SandboxConfig(data_dir=Path(tmp) / "sb", rate_limits_enabled=False,
+                            renderer=_Renderer(), max_upload_bytes=size * 2)
+        cred = str(Path(tmp) / "cred")
+        rows: dict[str, list[dict[str, float]]] = {"client (sync)": [], "client (async)": [],
+                                                   "curl -T": []}
+        with Sandbox(cfg) as sb:
+            for _ in range(args.rounds):
+                rows["curl -T"].append(run_curl(sb, cred, args.file))
+                rows["client (sync)"].append(run_client(sb, cred, args.file, "sync"))
+                rows["client (async)"].append(run_client(sb, cred, args.file, "async"))
+    print(f"upload of {args.size_mib} MiB to the sandbox, best of {args.rounds} rounds")
+    print(f"{'':16} {'MiB/s':>8} {'peak RSS MiB':>13} {'RSS growth MiB':>15}")
+    best = {name: max(runs, key=lambda r: -r["seconds"]) for name, runs in rows.items()}
+    for name, r in best.items():
+        growth = r["peak_rss_mib"] - r["base_rss_mib"] if "base_rss_mib" in r else float("nan")
+        print(f"{name:16} {_mib(size) / r['seconds']:8.1f} {r['peak_rss_mib']:13.1f} "
+              f"{growth:15.1f}")
+    curl = _mib(size) / best["curl -T"]["seconds"]
+    for name in ("client (sync)", "client (async)"):
+        ratio = _mib(size) / best[name]["seconds"] / curl
+        growth = best[name]["peak_rss_mib"] - best[name]["base_rss_mib"]
+        print(f"{name}: {ratio:.2f}x curl's throughput (goal >= 0.9), "
+              f"memory growth {growth:.1f} MiB (goal < 64)")
+    print("all runs:", json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""The asynchronous client: runs the core's flows with ``httpx.AsyncClient`` and anyio."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+import httpx
+
+from ._base import CHUNK, LOCK_TIMEOUT_S, BaseClient, lock_busy
+from ._config import RateLimits
+from ._core import FileBody, Flow, Locked, Reply, Send, Sleep, _calls, _files, _tasks
+from ._core._download import open_sink
+from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
+
+T = TypeVar("T")
+
+
+async def _file_chunks(body: FileBody) -> AsyncIterator[bytes]:
+    if isinstance(body.source, Path):
+        f: BinaryIO = await anyio.to_thread.run_sync(open, body.source, "rb")
+        try:
+            async for chunk in _read_chunks(f, body):
+                yield chunk
+        finally:
+            f.close()
+    else:
+        async for chunk in _read_chunks(body.source, body):
+            yield chunk
+
+
+async def _read_chunks(f: BinaryIO, body: FileBody) -> AsyncIterator[bytes]:
+    f.seek(body.start)  # every send starts over: a retry never resends a consumed stream
+    sent = 0
+    while sent < body.length:
+        chunk = await anyio.to_thread.run_sync(f.read, min(CHUNK, body.length - sent))
+        if not chunk:
+            raise OSError(f"file shrank during upload ({sent} of {body.length} bytes)")
+        sent += len(chunk)
+        yield chunk
+        if body.on_progress is not None:
+            body.on_progress(sent, body.length)
+
+
+class AsyncClient(BaseClient):
+    """Chanjing lip-sync Open API client (asyncio/trio via anyio). Safe to share between tasks.
+
+    Same groups and methods as :class:`Client`; methods are coroutines. ``clock`` and ``sleep``
+    replace ``time.monotonic`` and ``anyio.sleep``.
+    """
+
+    def __init__(
+        self,
+        app_id: str | None = None,
+        secret_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        credentials_dir: str | os.PathLike[str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        upload_timeout: float | httpx.Timeout | None = None,
+        max_retries: int = 4,
+        rate_limits: RateLimits | Literal[False] | None = None,
+        allow_http: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__(
+            app_id, secret_key, base_url=base_url, credentials_dir=credentials_dir,
+            timeout=timeout, upload_timeout=upload_timeout, max_retries=max_retries,
+            rate_limits=rate_limits, allow_http=allow_http, clock=clock,
+        )
+        self._sleep = sleep or anyio.sleep
+        self._http = httpx.AsyncClient(transport=transport, timeout=self._timeouts["api"],
+                                       trust_env=transport is None)
+        self.auth = AsyncAuth(self)
+        self.files = AsyncFiles(self)
+        self.lipsync = AsyncLipSync(self)
+        self.voices = AsyncVoices(self)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- the driver -------------------------------------------------------------------------------
+
+    async def _run(self, flow: Flow[T]) -> T:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                effect = flow.throw(error) if error is not None else flow.send(value)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            value, error = None, None
+            if isinstance(effect, Send):
+                value = await self._send(effect)
+            elif isinstance(effect, Sleep):
+                if effect.seconds > 0:
+                    await self._sleep(effect.seconds)
+            elif isinstance(effect, Locked):
+                if not await self._acquire():
+                    error = lock_busy()
+                    continue
+                try:
+                    value = await self._run(effect.flow)
+                except Exception as e:  # hand it to the outer flow
+                    error = e
+                finally:
+                    self._store.release()
+            else:  # pragma: no cover
+                raise TypeError(f"unknown effect {effect!r}")
+
+    async def _acquire(self) -> bool:
+        # Poll without blocking the event loop; lock and release stay on this thread.
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        delay = 0.005
+        while not self._store.acquire(blocking=False):
+            if time.monotonic() > deadline:
+                return False
+            await anyio.sleep(delay)
+            delay = min(0.1, delay * 2)
+        return True
+
+    async def _send(self, send: Send) -> Reply:
+        delay = self._slot_delay(send)
+        if delay > 0:
+            await self._sleep(delay)
+        content = _file_chunks(send.body) if send.body is not None else None
+        request = self._http.build_request(
+            send.method, send.url, params=send.params, headers=dict(send.headers),
+            json=send.json, content=content, timeout=self._timeouts[send.timeout],
+        )
+        sent_at, started = time.time(), time.monotonic()
+        written = 0
+        try:
+            response = await self._http.send(request, stream=True,
+                                              follow_redirects=send.sink is not None)
+            try:
+                sink_file = (
+                    open_sink(send.sink, response.status_code, response.headers)
+                    if send.sink is not None else None
+                )
+                if sink_file is not None:
+                    assert send.sink is not None
+                    base = send.sink.offset if response.status_code == 206 else 0
+                    total = base + int(response.headers.get("content-length", 0) or 0)
+                    with sink_file:
+                        async for chunk in response.aiter_bytes(CHUNK):
+                            await anyio.to_thread.run_sync(sink_file.write, chunk)
+                            written += len(chunk)
+                            if send.sink.on_progress is not None:
+                                send.sink.on_progress(base + written, total)
+                    body = b""
+                else:
+                    body = await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.RequestError as e:
+            reply = Reply.failed(e, sent_at, written)
+        else:
+            reply = Reply(response.status_code, response.headers, body, None, sent_at, written)
+        self._log_reply(send, reply, started)
+        return reply
+
+
+class _AsyncGroup:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def _run(self, flow: Flow[T]) -> T:
+        return await self._client._run(flow)
+
+
+class AsyncAuth(_AsyncGroup):
+    async def token(self) -> str:
+        """A valid access token, shared with every process using the same credentials file."""
+        return await self._run(_calls.token(self._client._ctx))
+
+
+class AsyncFiles(_AsyncGroup):
+    async def create_upload_url(self, service: str, name: str) -> UploadUrl:
+        return await self._run(_files.create_upload_url(self._client._ctx, service, name))
+
+    async def upload(
+        self,
+        file: str | os.PathLike[str] | BinaryIO,
+        service: str,
+        *,
+        name: str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        wait: bool = True,
+        timeout: float = 600,
+    ) -> FileDetail:
+        """Stream a local file (or seekable binary file object) and wait until it is ready."""
+        return await self._run(_files.upload(
+            self._client._ctx, file, service, name=name, on_progress=on_progress,
+            wait=wait, timeout=timeout,
+        ))
+
+    async def get(self, file_id: str) -> FileDetail:
+        return await self._run(_files.file_detail(self._client._ctx, file_id))
+
+    async def wait_ready(self, file_id: str, *, timeout: float = 600) -> FileDetail:
+        return await self._run(_files.wait_ready(self._client._ctx, file_id, timeout))
+
+
+class AsyncLipSync(_AsyncGroup):
+    async def create(
+        self,
+        *,
+        video_file_id: str,
+        text: str | builtins.list[str] | None = None,
+        voice_id: str | None = None,
+        speed: float = 1.0,
+        pitch: float = 1.0,
+        audio_file_id: str | None = None,
+        screen_width: int | None = None,
+        screen_height: int | None = None,
+        backway: int = 1,
+        drive_mode: str = "",
+        model: int = 0,
+        volume: int = 100,
+        callback: str | None = None,
+        video_path: str | os.PathLike[str] | None = None,
+    ) -> str:
+        """Create a task (paid); returns its id. Checked locally first."""
+        body = _tasks.create_body(
+            video_file_id=video_file_id, text=text, voice_id=voice_id, speed=speed, pitch=pitch,
+            audio_file_id=audio_file_id, screen_width=screen_width, screen_height=screen_height,
+            backway=backway, drive_mode=drive_mode, model=model, volume=volume,
+            callback=callback, video_path=video_path,
+        )
+        return await self._run(_tasks.create(self._client._ctx, body))
+
+    async def get(self, task_id: str) -> Task:
+        return await self._run(_tasks.get(self._client._ctx, task_id))
+
+    async def list(self, page: int = 1, page_size: int = 10) -> TaskPage:
+        return await self._run(_tasks.list_page(self._client._ctx, page, page_size))
+
+    async def iter_all(self, page_size: int = 50) -> AsyncIterator[Task]:
+        """Every task, newest first, page by page."""
+        page = 1
+        while True:
+            result = await self.list(page, page_size)
+            for task in result.items:
+                yield task
+            if not result.items or page >= result.page_info.total_page:
+                return
+            page += 1
+
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        timeout: float = 1800,
+        on_progress: Callable[[Task], None] | None = None,
+    ) -> Task:
+        return await self._run(_tasks.wait(self._client._ctx, task_id, timeout=timeout,
+                                           on_progress=on_progress))
+
+    async def wait_many(
+        self,
+        task_ids: Iterable[str],
+        *,
+        timeout: float = 1800,
+        on_progress: Callable[[Task], None] | None = None,
+    ) -> dict[str, Task]:
+        return await self._run(_tasks.wait_many(self._client._ctx, task_ids, timeout=timeout,
+                                                on_progress=on_progress))
+
+    async def download(
+        self,
+        task_or_id: Task | str,
+        path: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        preview: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Download:
+        return await self._run(_tasks.download_task(
+            self._client._ctx, task_or_id, Path(path), overwrite=overwrite, preview=preview,
+            on_progress=on_progress,
+        ))
+
+    async def make(
+        self,
+        *,
+        video: str | os.PathLike[str],
+        output: str | os.PathLike[str],
+        text: str | None = None,
+        voice_id: str | None = None,
+        audio: str | os.PathLike[str] | None = None,
+        on_event: Callable[[MakeEvent], None] | None = None,
+        overwrite: bool = False,
+        timeout: float = 1800,
+        **create_options: Any,
+    ) -> MakeResult:
+        return await self._run(_tasks.make(
+            self._client._ctx, video=video, output=output, text=text, voice_id=voice_id,
+            audio=audio, on_event=on_event, overwrite=overwrite, timeout=timeout,
+            create_options=create_options,
+        ))
+
+
+class AsyncVoices(_AsyncGroup):
+    async def list(
+        self, *, lang: str | None = None, gender: str | None = None, name: str | None = None
+    ) -> builtins.list[Voice]:
+        """Every public voice (all pages), filtered by language prefix, gender, name substring."""
+        return await self._run(_tasks.voices(self._client._ctx, lang=lang, gender=gender,
+                                             name=name))

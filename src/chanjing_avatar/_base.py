@@ -1,0 +1,122 @@
+"""What the sync and async drivers share: settings, the flow context, limits, logging.
+
+Only setup and bookkeeping live here; the logic is in ``_core`` and the I/O in the two drivers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import httpx
+
+from ._config import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_UPLOAD_TIMEOUT,
+    RateLimits,
+    configure_logging_from_env,
+    resolve_settings,
+)
+from ._core import Context, RateLimiter, Reply, RetryPolicy, Send
+from ._core._redact import redact_url
+from ._credentials import CredentialsStore
+from ._exceptions import ChanjingError
+
+log = logging.getLogger("chanjing_avatar")
+
+CHUNK = 1024 * 1024
+LOCK_TIMEOUT_S = 120.0
+
+
+def _timeout(value: float | httpx.Timeout | None, default: httpx.Timeout) -> httpx.Timeout:
+    if value is None:
+        return default
+    return value if isinstance(value, httpx.Timeout) else httpx.Timeout(value)
+
+
+class BaseClient:
+    """Common construction of :class:`Client` and :class:`AsyncClient`."""
+
+    def __init__(
+        self,
+        app_id: str | None,
+        secret_key: str | None,
+        *,
+        base_url: str | None,
+        credentials_dir: str | os.PathLike[str] | None,
+        timeout: float | httpx.Timeout | None,
+        upload_timeout: float | httpx.Timeout | None,
+        max_retries: int,
+        rate_limits: RateLimits | Literal[False] | None,
+        allow_http: bool,
+        clock: Callable[[], float] | None,
+    ) -> None:
+        configure_logging_from_env()
+        settings = resolve_settings(
+            app_id, secret_key, base_url=base_url, credentials_dir=credentials_dir,
+            allow_http=allow_http,
+        )
+        self.base_url = settings.base_url
+        self.app_id = settings.app_id
+        self._store = CredentialsStore(settings.credentials_dir, settings.app_id,
+                                       settings.secret_key)
+        self._clock = clock or time.monotonic
+        self._ctx = Context(
+            base_url=settings.base_url,
+            app_id=settings.app_id,
+            secret_key=settings.secret_key,
+            store=self._store,
+            clock=self._clock,
+            wall=time.time,
+            rng=random.Random(),
+            retry=RetryPolicy(max_retries=max_retries),
+        )
+        limits = RateLimits() if rate_limits is None else rate_limits
+        self._limiter = RateLimiter(limits.limits) if limits else None
+        api_timeout = _timeout(timeout, DEFAULT_TIMEOUT)
+        self._timeouts = {
+            "api": api_timeout,
+            "upload": _timeout(upload_timeout, DEFAULT_UPLOAD_TIMEOUT),
+            "download": api_timeout,
+        }
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} base_url={self.base_url!r} app_id={self.app_id!r}>"
+
+    def _slot_delay(self, send: Send) -> float:
+        if send.bucket is None or self._limiter is None:
+            return 0.0
+        return self._limiter.reserve(send.bucket, self._clock())
+
+    @staticmethod
+    def _log_reply(send: Send, reply: Reply, started: float) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        ms = (time.monotonic() - started) * 1000
+        target = redact_url(send.url)
+        if reply.error is not None:
+            log.debug("%s %s -> %s after %.0f ms", send.method, target,
+                      type(reply.error).__name__, ms)
+            return
+        trace = ""
+        if send.timeout == "api" and reply.content[:1] == b"{":
+            # Cheap peek for trace_id and code; the envelope codec does the real decoding.
+            import json
+
+            try:
+                body = json.loads(reply.content)
+                trace = f" code={body.get('code')} trace_id={body.get('trace_id')}"
+            except ValueError:
+                pass
+        log.debug("%s %s -> %s in %.0f ms%s", send.method, target, reply.status, ms, trace)
+
+
+def lock_busy() -> ChanjingError:
+    return ChanjingError(
+        f"could not lock the credentials file within {LOCK_TIMEOUT_S:g} s; "
+        "another process holds it"
+    )

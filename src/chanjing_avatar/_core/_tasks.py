@@ -1,0 +1,358 @@
+"""Lip-sync task flows: create, get, list, wait (one and many), download, make; voices."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .._exceptions import (
+    InvalidRequestError,
+    TaskFailedError,
+    TransportError,
+    WaitTimeoutError,
+)
+from .._models import CreateLipSync, Download, MakeEvent, MakeResult, Task, TaskPage, Voice
+from .._wire import (
+    PATH_LIPSYNC_CREATE,
+    PATH_LIPSYNC_DETAIL,
+    PATH_LIPSYNC_LIST,
+    PATH_LIST_COMMON_AUDIO,
+    SERVICE_LIP_SYNC_AUDIO,
+    SERVICE_LIP_SYNC_VIDEO,
+    VOICE_PAGE_MAX,
+    CreateFieldError,
+    TaskStatus,
+    validate_create,
+)
+from ._calls import ApiCall, call
+from ._context import Context
+from ._decisions import ProgressEstimator, poll_delay
+from ._download import download
+from ._effects import Flow, Sleep
+from ._files import upload
+from ._probe import video_size
+
+log = logging.getLogger("chanjing_avatar")
+
+TaskCallback = Callable[[Task], None]
+
+
+def create_body(
+    *,
+    video_file_id: str,
+    text: str | list[str] | None = None,
+    voice_id: str | None = None,
+    speed: float = 1.0,
+    pitch: float = 1.0,
+    audio_file_id: str | None = None,
+    screen_width: int | None = None,
+    screen_height: int | None = None,
+    backway: int = 1,
+    drive_mode: str = "",
+    model: int = 0,
+    volume: int = 100,
+    callback: str | None = None,
+    video_path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """The validated wire body; raises :class:`InvalidRequestError` naming the wrong field."""
+    if (text is None) == (audio_file_id is None):
+        raise InvalidRequestError(
+            "give either text (with voice_id) or audio_file_id", field="text",
+            endpoint=PATH_LIPSYNC_CREATE,
+        )
+    if video_path is not None and (screen_width is None or screen_height is None):
+        size = video_size(Path(video_path))
+        if size is not None:
+            screen_width = screen_width if screen_width is not None else size[0]
+            screen_height = screen_height if screen_height is not None else size[1]
+        else:
+            log.info("could not read the size of %s; using the default screen size", video_path)
+    body: dict[str, Any] = {
+        "video_file_id": video_file_id,
+        "backway": backway,
+        "drive_mode": drive_mode,
+        "model": model,
+        "volume": volume,
+    }
+    if screen_width is not None:
+        body["screen_width"] = screen_width
+    if screen_height is not None:
+        body["screen_height"] = screen_height
+    if callback:
+        body["callback"] = callback
+    if text is not None:
+        body["audio_type"] = "tts"
+        body["tts_config"] = {
+            "text": [text] if isinstance(text, str) else list(text),  # the array form
+            "audio_man_id": voice_id,
+            "speed": speed,
+            "pitch": pitch,
+        }
+    else:
+        body["audio_type"] = "audio"
+        body["audio_file_id"] = audio_file_id
+    try:
+        checked = validate_create(body)
+    except CreateFieldError as e:
+        field = "voice_id" if e.field == "tts_config.audio_man_id" else e.field
+        raise InvalidRequestError(str(e), field=field, endpoint=PATH_LIPSYNC_CREATE) from None
+    return CreateLipSync.model_validate(checked).to_wire()
+
+
+def create(ctx: Context, body: dict[str, Any]) -> Flow[str]:
+    data = yield from call(ctx, ApiCall("POST", PATH_LIPSYNC_CREATE, json=body, idempotent=False))
+    if not isinstance(data, str) or not data:
+        raise TransportError("create answered without a task id", endpoint=PATH_LIPSYNC_CREATE)
+    return data
+
+
+def get(ctx: Context, task_id: str) -> Flow[Task]:
+    data = yield from call(ctx, ApiCall("GET", PATH_LIPSYNC_DETAIL, params={"id": task_id}))
+    return Task.model_validate(data)
+
+
+def list_page(ctx: Context, page: int, page_size: int) -> Flow[TaskPage]:
+    data = yield from call(
+        ctx, ApiCall("POST", PATH_LIPSYNC_LIST, json={"page": page, "page_size": page_size})
+    )
+    return TaskPage.model_validate(data or {})
+
+
+def voices(
+    ctx: Context, *, lang: str | None, gender: str | None, name: str | None
+) -> Flow[list[Voice]]:
+    """Every page of public voices, filtered locally (language prefix, gender, name substring)."""
+    out: list[Voice] = []
+    page = 1
+    while True:
+        data = yield from call(
+            ctx,
+            ApiCall(
+                "GET", PATH_LIST_COMMON_AUDIO,
+                params={"page": str(page), "size": str(VOICE_PAGE_MAX)},
+            ),
+        )
+        items = (data or {}).get("list") or []
+        out.extend(Voice.model_validate(v) for v in items)
+        info = (data or {}).get("page_info") or {}
+        total_page = info.get("total_page")
+        if not items or (isinstance(total_page, int) and page >= total_page):
+            break
+        if not isinstance(total_page, int) and len(items) < VOICE_PAGE_MAX:
+            break
+        page += 1
+    return [v for v in out if _voice_matches(v, lang, gender, name)]
+
+
+def _voice_matches(v: Voice, lang: str | None, gender: str | None, name: str | None) -> bool:
+    if lang and not v.lang.lower().startswith(lang.lower()):
+        return False
+    if gender and v.gender.lower() != gender.lower():
+        return False
+    return not name or name.lower() in v.name.lower()
+
+
+def _failed(task: Task) -> TaskFailedError:
+    return TaskFailedError(task, endpoint=PATH_LIPSYNC_DETAIL)
+
+
+def wait(
+    ctx: Context, task_id: str, *, timeout: float, on_progress: TaskCallback | None
+) -> Flow[Task]:
+    """Poll until the task ends. Returns it on success; raises TaskFailedError/WaitTimeoutError."""
+    start = ctx.clock()
+    deadline = start + timeout
+    estimator = ProgressEstimator()
+    polls = 0
+    while True:
+        task = yield from get(ctx, task_id)
+        polls += 1
+        now = ctx.clock()
+        if on_progress is not None:
+            on_progress(task)
+        if task.status == TaskStatus.SUCCEEDED:
+            return task
+        if task.status == TaskStatus.FAILED:
+            raise _failed(task)
+        if task.status == TaskStatus.GENERATING:
+            estimator.observe(now, task.progress)
+        if now >= deadline:
+            raise WaitTimeoutError(
+                f"task {task_id} not finished after {timeout:g} s "
+                f"(status {int(task.status)}, {task.progress} %)",
+                last=task, endpoint=PATH_LIPSYNC_DETAIL,
+            )
+        delay = poll_delay(ctx.poll, polls, ctx.rng, eta_s=estimator.eta(now))
+        yield Sleep(min(delay, deadline - now))
+
+
+def wait_many(
+    ctx: Context, task_ids: Iterable[str], *, timeout: float, on_progress: TaskCallback | None
+) -> Flow[dict[str, Task]]:
+    """Poll many tasks on their own schedules, one request at a time (one limiter).
+
+    Returns every task's final state, failed ones included (check ``.failed``); raises
+    WaitTimeoutError (with ``.done``) when the deadline passes first.
+    """
+    ids = list(dict.fromkeys(task_ids))
+    start = ctx.clock()
+    deadline = start + timeout
+    due = {tid: start for tid in ids}
+    polls = dict.fromkeys(ids, 0)
+    estimators = {tid: ProgressEstimator() for tid in ids}
+    last: dict[str, Task] = {}
+    done: dict[str, Task] = {}
+    while due:
+        tid = min(due, key=due.__getitem__)
+        now = ctx.clock()
+        if due[tid] > now:
+            yield Sleep(min(due[tid], deadline) - now)
+        task = yield from get(ctx, tid)
+        polls[tid] += 1
+        now = ctx.clock()
+        last[tid] = task
+        if on_progress is not None:
+            on_progress(task)
+        if task.is_terminal:
+            done[tid] = task
+            del due[tid]
+            continue
+        if task.status == TaskStatus.GENERATING:
+            estimators[tid].observe(now, task.progress)
+        if now >= deadline:
+            raise WaitTimeoutError(
+                f"{len(due)} of {len(ids)} tasks not finished after {timeout:g} s",
+                last=task, done=done, pending={t: last[t] for t in due if t in last},
+                endpoint=PATH_LIPSYNC_DETAIL,
+            )
+        delay = poll_delay(ctx.poll, polls[tid], ctx.rng, eta_s=estimators[tid].eta(now))
+        due[tid] = min(deadline, now + delay)
+    return {tid: done[tid] for tid in ids}
+
+
+def target_path(path: Path, task: Task) -> Path:
+    return path / f"{task.id}.mp4" if path.is_dir() else path
+
+
+def download_task(
+    ctx: Context,
+    task_or_id: Task | str,
+    path: Path,
+    *,
+    overwrite: bool,
+    preview: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> Flow[Download]:
+    task = task_or_id if isinstance(task_or_id, Task) else (yield from get(ctx, task_or_id))
+    if task.status == TaskStatus.FAILED:
+        raise _failed(task)
+    if not task.video_url:
+        # An old Task object may predate the URL: look again once.
+        task = yield from get(ctx, task.id)
+        if task.status == TaskStatus.FAILED:
+            raise _failed(task)
+        if not task.video_url:
+            raise InvalidRequestError(
+                f"task {task.id} has no video yet (status {int(task.status)})", field="task"
+            )
+    target = target_path(path, task)
+    result = yield from download(ctx, task.video_url, target, overwrite=overwrite,
+                                 on_progress=on_progress)
+    if preview and task.preview_url:
+        suffix = _suffix(task.preview_url, ".jpg")
+        pv = yield from download(ctx, task.preview_url, target.with_suffix(suffix),
+                                 overwrite=overwrite)
+        result = result.model_copy(update={"preview_path": pv.path})
+    return result
+
+
+def _suffix(url: str, default: str) -> str:
+    match = re.search(r"(\.[A-Za-z0-9]{2,5})(?:\?|$)", url)
+    return match.group(1).lower() if match else default
+
+
+_FILE_ID = re.compile(r"[A-Za-z0-9_-]{6,128}")
+
+
+def _local_or_id(value: str | os.PathLike[str] | BinaryIO, field: str) -> Path | str:
+    if isinstance(value, os.PathLike):
+        return Path(value)
+    if isinstance(value, str):
+        if os.path.exists(value):
+            return Path(value)
+        if _FILE_ID.fullmatch(value):
+            return value
+        raise InvalidRequestError(f"{field}: no such file: {value}", field=field)
+    raise InvalidRequestError(f"{field}: give a path or a file id", field=field)
+
+
+def make(
+    ctx: Context,
+    *,
+    video: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    text: str | None,
+    voice_id: str | None,
+    audio: str | os.PathLike[str] | None,
+    on_event: Callable[[MakeEvent], None] | None,
+    overwrite: bool,
+    timeout: float,
+    create_options: Mapping[str, Any],
+) -> Flow[MakeResult]:
+    """Upload what is local, create, wait, download. Checks everything it can before paying."""
+    emit = on_event or (lambda _e: None)
+    out = Path(output)
+    if not out.is_dir() and out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
+    video_src = _local_or_id(video, "video")
+    audio_src = _local_or_id(audio, "audio") if audio is not None else None
+    options = dict(create_options)
+    # Validate the body with placeholder ids before any upload.
+    create_body(
+        video_file_id=video_src if isinstance(video_src, str) else "pending",
+        text=text, voice_id=voice_id,
+        audio_file_id=None if audio_src is None else "pending",
+        video_path=video_src if isinstance(video_src, Path) else None,
+        **options,
+    )
+
+    def progress(stage: str) -> Callable[[int, int], None]:
+        return lambda sent, total: emit(MakeEvent(stage=stage, sent=sent, total=total))
+
+    if isinstance(video_src, Path):
+        detail = yield from upload(ctx, video_src, SERVICE_LIP_SYNC_VIDEO, name=None,
+                                   on_progress=progress("upload_video"), wait=True,
+                                   timeout=min(timeout, 600))
+        video_file_id = detail.id
+        emit(MakeEvent(stage="upload_video", file_id=video_file_id))
+    else:
+        video_file_id = video_src
+    audio_file_id: str | None = None
+    if isinstance(audio_src, Path):
+        detail = yield from upload(ctx, audio_src, SERVICE_LIP_SYNC_AUDIO, name=None,
+                                   on_progress=progress("upload_audio"), wait=True,
+                                   timeout=min(timeout, 600))
+        audio_file_id = detail.id
+        emit(MakeEvent(stage="upload_audio", file_id=audio_file_id))
+    elif audio_src is not None:
+        audio_file_id = audio_src
+    body = create_body(
+        video_file_id=video_file_id, text=text, voice_id=voice_id, audio_file_id=audio_file_id,
+        video_path=video_src if isinstance(video_src, Path) else None, **options,
+    )
+    task_id = yield from create(ctx, body)
+    emit(MakeEvent(stage="create", task=Task(id=task_id)))
+    task = yield from wait(ctx, task_id, timeout=timeout,
+                           on_progress=lambda t: emit(MakeEvent(stage="wait", task=t)))
+    result = yield from download_task(
+        ctx, task, out, overwrite=overwrite, preview=False,
+        on_progress=progress("download"),
+    )
+    emit(MakeEvent(stage="done", task=task, path=result.path))
+    return MakeResult(task=task, video_file_id=video_file_id, audio_file_id=audio_file_id,
+                      download=result)
+

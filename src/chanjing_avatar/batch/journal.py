@@ -1,0 +1,591 @@
+"""The batch journal: durable state in SQLite, written before and after every step.
+
+Each transition is one transaction (WAL, ``synchronous=FULL``), so a process killed at any instant
+leaves the last committed state, and every state has a defined way forward on resume:
+
+::
+
+    pending ──create intended──> intended ──created──> created ──finished──> succeeded
+       ^                            │                     │                     │
+       │                            └──outcome unknown──> unknown               downloading
+       │                                                  │                     │
+       └──────────── reconciled: recreate ────────────────┤                     done
+                    reconciled: adopt ──> created         │
+                    reconciled: undecidable ──> undecidable
+    any ──> failed (with its reason); --retry-failed: failed ──> pending
+
+Every task id this journal ever saw stays in ``tasks``: reconciliation never adopts a task that
+belongs to another row, including the earlier attempts of retried rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .manifest import Manifest, MediaRef, Row
+
+__all__ = ["Journal", "JournalRow", "RowState", "SpecChangedError"]
+
+SCHEMA_VERSION = 1
+
+
+class RowState:
+    PENDING = "pending"
+    INTENDED = "intended"  # create intended: the request may be on the wire
+    UNKNOWN = "unknown"  # create sent, outcome unknown; reconcile before any other create
+    UNDECIDABLE = "undecidable"  # reconciliation cannot tell; the user decides
+    CREATED = "created"
+    SUCCEEDED = "succeeded"  # task done, not downloaded yet
+    DOWNLOADING = "downloading"
+    DONE = "done"
+    FAILED = "failed"
+
+    TERMINAL = frozenset({DONE, FAILED, UNDECIDABLE})
+    UNRESOLVED_CREATE = frozenset({INTENDED, UNKNOWN})
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (
+    key TEXT PRIMARY KEY,          -- service + content hash: one upload per identical file
+    service TEXT NOT NULL,
+    path TEXT,
+    sha256 TEXT,
+    size INTEGER,
+    state TEXT NOT NULL,           -- intended | done | failed
+    file_id TEXT,
+    error TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rows (
+    id TEXT PRIMARY KEY,
+    line INTEGER NOT NULL,
+    ord INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    video_key TEXT NOT NULL,
+    audio_key TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,   -- creates intended so far
+    intent_at REAL,                        -- wall clock when the create was decided
+    sent_at REAL,                          -- first time its bytes went out (NULL: never sent)
+    last_sent_at REAL,                     -- last (re)send of the same create
+    outcome_at REAL,                       -- when the unknown outcome was noticed
+    task_id TEXT,
+    task_status INTEGER,
+    task_msg TEXT,
+    video_url TEXT,
+    duration_ms INTEGER,
+    output_path TEXT,
+    output_size INTEGER,
+    output_sha256 TEXT,
+    error TEXT,
+    error_kind TEXT,                       -- upload | create | task | billing | download | ...
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    row_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    how TEXT NOT NULL,                     -- created | adopted
+    sent_at REAL,
+    at REAL NOT NULL,                      -- when the answer (or the adoption) came
+    create_time REAL                       -- the server's create_time, once seen
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    row_id TEXT,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
+
+class SpecChangedError(ValueError):
+    """Rows changed in the manifest after their task was created; listed in ``rows``."""
+
+    def __init__(self, rows: list[str]) -> None:
+        self.rows = rows
+        super().__init__(
+            "these rows changed since their task was created: "
+            + ", ".join(rows)
+            + ". Use a new output folder, or restore the manifest."
+        )
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    id: str
+    line: int
+    ord: int
+    spec: dict[str, Any]
+    video_key: str
+    audio_key: str | None
+    state: str
+    attempts: int
+    intent_at: float | None
+    sent_at: float | None
+    last_sent_at: float | None
+    outcome_at: float | None
+    task_id: str | None
+    task_status: int | None
+    task_msg: str | None
+    video_url: str | None
+    duration_ms: int | None
+    output_path: str | None
+    output_size: int | None
+    output_sha256: str | None
+    error: str | None
+    error_kind: str | None
+    updated_at: float
+
+
+class Journal:
+    """One batch's state. Not thread-safe: use it from the event loop's thread."""
+
+    def __init__(self, path: str | Path, *, clock: Any = time.time) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL survives any crash of this process; only the writes that must outlive a power
+        # cut as well (the ones just before a paid create is sent) are synced: see ``_tx``.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self, *, sync: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction; ``sync`` fsyncs it (and all before it) to the disk."""
+        if sync:
+            self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            if sync:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            raise
+        self._db.execute("COMMIT")
+        if sync:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _event(self, db: sqlite3.Connection, row_id: str | None, kind: str, **detail: Any) -> None:
+        db.execute(
+            "INSERT INTO events (at, row_id, kind, detail) VALUES (?, ?, ?, ?)",
+            (self._clock(), row_id, kind, json.dumps(detail, ensure_ascii=False, default=str)),
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def rows(self, state: str | None = None) -> list[JournalRow]:
+        if state is None:
+            cur = self._db.execute("SELECT * FROM rows ORDER BY ord")
+        else:
+            cur = self._db.execute("SELECT * FROM rows WHERE state=? ORDER BY ord", (state,))
+        return [self._row(r) for r in cur.fetchall()]
+
+    def row(self, row_id: str) -> JournalRow:
+        r = self._db.execute("SELECT * FROM rows WHERE id = ?", (row_id,)).fetchone()
+        if r is None:
+            raise KeyError(row_id)
+        return self._row(r)
+
+    @staticmethod
+    def _row(r: sqlite3.Row) -> JournalRow:
+        d = dict(r)
+        d["spec"] = json.loads(d.pop("spec"))
+        d.pop("spec_hash")
+        return JournalRow(**d)
+
+    def upload(self, key: str) -> dict[str, Any] | None:
+        r = self._db.execute("SELECT * FROM uploads WHERE key = ?", (key,)).fetchone()
+        return dict(r) if r else None
+
+    def claimed_task_ids(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT task_id FROM tasks")}
+
+    def events(self, row_id: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM events WHERE 1=1", []
+        if row_id is not None:
+            sql += " AND row_id = ?"
+            args.append(row_id)
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        out = []
+        for r in self._db.execute(sql + " ORDER BY seq", args):
+            d = dict(r)
+            d["detail"] = json.loads(d["detail"])
+            out.append(d)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        return {
+            r[0]: r[1]
+            for r in self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state")
+        }
+
+    def meta(self, key: str) -> str | None:
+        r = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if r is None else str(r[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def sync_manifest(self, manifest: Manifest) -> None:
+        """Add new rows; accept changed rows only while nothing was sent for them.
+
+        Raises :class:`SpecChangedError` (and changes nothing) when a row whose create was already
+        intended now asks for something else.
+        """
+        now = self._clock()
+        existing = {r["id"]: dict(r) for r in self._db.execute("SELECT * FROM rows")}
+        changed = [
+            row.id
+            for row in manifest.rows
+            if row.id in existing
+            and existing[row.id]["spec_hash"] != row.spec_hash()
+            and (existing[row.id]["attempts"] > 0 or existing[row.id]["state"] != RowState.PENDING)
+        ]
+        if changed:
+            raise SpecChangedError(changed)
+        with self._tx() as db:
+            for ord_, row in enumerate(manifest.rows):
+                for ref in (row.video, row.audio):
+                    if ref is not None:
+                        self._ensure_upload(db, ref, now)
+                args = (
+                    row.line,
+                    ord_,
+                    json.dumps(row.spec(), ensure_ascii=False),
+                    row.spec_hash(),
+                    row.video.key,
+                    row.audio.key if row.audio else None,
+                )
+                if row.id in existing:
+                    db.execute(
+                        "UPDATE rows SET line=?, ord=?, spec=?, spec_hash=?, video_key=?, "
+                        "audio_key=? WHERE id=?",
+                        (*args, row.id),
+                    )
+                else:
+                    db.execute(
+                        "INSERT INTO rows (line, ord, spec, spec_hash, video_key, audio_key, id, "
+                        "state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*args, row.id, RowState.PENDING, now),
+                    )
+                    self._event(db, row.id, "added", line=row.line)
+
+    @staticmethod
+    def _ensure_upload(db: sqlite3.Connection, ref: MediaRef, now: float) -> None:
+        if ref.file_id is not None:
+            # A given file id needs no upload.
+            db.execute(
+                "INSERT OR IGNORE INTO uploads (key, service, state, file_id, updated_at) "
+                "VALUES (?, ?, 'done', ?, ?)",
+                (ref.key, ref.service, ref.file_id, now),
+            )
+        else:
+            db.execute(
+                "INSERT OR IGNORE INTO uploads (key, service, path, sha256, size, state, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                (ref.key, ref.service, str(ref.path), ref.sha256, ref.size, now),
+            )
+            # The same content may now live at another path.
+            db.execute(
+                "UPDATE uploads SET path = ? WHERE key = ? AND state != 'done'",
+                (str(ref.path), ref.key),
+            )
+
+    # -- uploads ---------------------------------------------------------------------------
+
+    def upload_intended(self, key: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE uploads SET state='intended', error=NULL, updated_at=? WHERE key=?",
+                (self._clock(), key),
+            )
+            self._event(db, None, "upload_intended", key=key)
+
+    def upload_done(self, key: str, file_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE uploads SET state='done', file_id=?, updated_at=? WHERE key=?",
+                (file_id, self._clock(), key),
+            )
+            self._event(db, None, "uploaded", key=key, file_id=file_id)
+
+    def upload_failed(self, key: str, error: str) -> list[str]:
+        """Mark the upload failed and fail every unfinished row that needs it; return their ids."""
+        with self._tx() as db:
+            now = self._clock()
+            db.execute(
+                "UPDATE uploads SET state='failed', error=?, updated_at=? WHERE key=?",
+                (error, now, key),
+            )
+            ids = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM rows WHERE state = ? AND (video_key = ? OR audio_key = ?)",
+                    (RowState.PENDING, key, key),
+                )
+            ]
+            for rid in ids:
+                self._fail(db, rid, f"upload failed: {error}", "upload", now)
+            return ids
+
+    def file_ids(self, row: JournalRow) -> tuple[str | None, str | None]:
+        """(video file id, audio file id) when uploaded; None where still missing."""
+        video = self.upload(row.video_key)
+        audio = self.upload(row.audio_key) if row.audio_key else None
+        vid = video["file_id"] if video and video["state"] == "done" else None
+        aid = audio["file_id"] if audio and audio["state"] == "done" else None
+        return vid, aid
+
+    # -- create ----------------------------------------------------------------------------
+
+    def create_intended(self, row_id: str, at: float, request: dict[str, Any]) -> None:
+        """Written BEFORE the create is sent, and synced: from here on the row may own a task."""
+        with self._tx(sync=True) as db:
+            db.execute(
+                "UPDATE rows SET state=?, attempts=attempts+1, intent_at=?, sent_at=NULL, "
+                "last_sent_at=NULL, outcome_at=NULL, error=NULL, error_kind=NULL, updated_at=? "
+                "WHERE id=?",
+                (RowState.INTENDED, at, self._clock(), row_id),
+            )
+            self._event(db, row_id, "create_intended", at=at, request=request)
+
+    def create_sent(self, row_id: str, at: float) -> None:
+        """Written just before the create's bytes go out (each send, retries included).
+
+        Not synced (it sits between the rate-limit slot and the send): it survives a crash of
+        this process, not a crash of the machine; see ``Runner._reconcile``.
+        """
+        with self._tx() as db:
+            db.execute(
+                "UPDATE rows SET sent_at=COALESCE(sent_at, ?), last_sent_at=? WHERE id=? "
+                "AND state IN (?, ?)",
+                (at, at, row_id, RowState.INTENDED, RowState.UNKNOWN),
+            )
+
+    def created(self, row_id: str, task_id: str, *, how: str = "created") -> None:
+        with self._tx() as db:
+            now = self._clock()
+            r = db.execute("SELECT attempts, sent_at FROM rows WHERE id=?", (row_id,)).fetchone()
+            db.execute(
+                "INSERT INTO tasks (task_id, row_id, attempt, how, sent_at, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (task_id, row_id, r["attempts"], how, r["sent_at"], now),
+            )
+            db.execute(
+                "UPDATE rows SET state=?, task_id=?, task_status=NULL, task_msg=NULL, "
+                "video_url=NULL, updated_at=? WHERE id=?",
+                (RowState.CREATED, task_id, now, row_id),
+            )
+            self._event(db, row_id, "created", task_id=task_id, how=how)
+
+    def outcome_unknown(self, row_id: str, sent_at: float, noticed_at: float, why: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE rows SET state=?, sent_at=MIN(COALESCE(sent_at, ?), ?), "
+                "last_sent_at=MAX(COALESCE(last_sent_at, ?), ?), outcome_at=?, updated_at=? "
+                "WHERE id=?",
+                (RowState.UNKNOWN, sent_at, sent_at, sent_at, sent_at, noticed_at,
+                 self._clock(), row_id),
+            )
+            self._event(db, row_id, "outcome_unknown", sent_at=sent_at, noticed_at=noticed_at,
+                        why=why)
+
+    def create_not_sent(self, row_id: str, reason: str) -> None:
+        """The server answered with an error: nothing was created; try again later."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE rows SET state=?, intent_at=NULL, sent_at=NULL, last_sent_at=NULL, "
+                "outcome_at=NULL, error=?, updated_at=? WHERE id=?",
+                (RowState.PENDING, reason, self._clock(), row_id),
+            )
+            self._event(db, row_id, "create_not_created", reason=reason)
+
+    def reconciled(
+        self, row_id: str, decision: str, task_id: str | None = None, **detail: Any
+    ) -> None:
+        """Record which way a reconciliation went: adopted, recreate or undecidable."""
+        with self._tx() as db:
+            now = self._clock()
+            self._event(db, row_id, "reconcile", decision=decision, task_id=task_id, **detail)
+            if decision == "adopted":
+                assert task_id is not None
+                r = db.execute(
+                    "SELECT attempts, sent_at FROM rows WHERE id=?", (row_id,)
+                ).fetchone()
+                db.execute(
+                    "INSERT INTO tasks (task_id, row_id, attempt, how, sent_at, at) "
+                    "VALUES (?, ?, ?, 'adopted', ?, ?)",
+                    (task_id, row_id, r["attempts"], r["sent_at"], now),
+                )
+                db.execute(
+                    "UPDATE rows SET state=?, task_id=?, updated_at=? WHERE id=?",
+                    (RowState.CREATED, task_id, now, row_id),
+                )
+            elif decision == "recreate":
+                db.execute(
+                    "UPDATE rows SET state=?, intent_at=NULL, sent_at=NULL, last_sent_at=NULL, "
+                    "outcome_at=NULL, updated_at=? WHERE id=?",
+                    (RowState.PENDING, now, row_id),
+                )
+            elif decision == "undecidable":
+                db.execute(
+                    "UPDATE rows SET state=?, error=?, error_kind='undecidable', updated_at=? "
+                    "WHERE id=?",
+                    (RowState.UNDECIDABLE, detail.get("reason", "undecidable"), now, row_id),
+                )
+            else:
+                raise ValueError(decision)
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def task_seen(self, task_id: str, create_time: float | None) -> None:
+        """The server's create_time of a task, for estimating the clock offset."""
+        if create_time is None:
+            return
+        with self._tx() as db:
+            db.execute(
+                "UPDATE tasks SET create_time=? WHERE task_id=? AND create_time IS NULL",
+                (create_time, task_id),
+            )
+
+    def clock_samples(self, limit: int = 50) -> list[tuple[float, float, float]]:
+        """(sent, answered, server create_time) of recent creates answered directly."""
+        cur = self._db.execute(
+            "SELECT sent_at, at, create_time FROM tasks WHERE how='created' AND sent_at IS NOT "
+            "NULL AND create_time IS NOT NULL ORDER BY at DESC LIMIT ?",
+            (limit,),
+        )
+        return [(float(a), float(b), float(c)) for a, b, c in cur.fetchall()]
+
+    def task_succeeded(
+        self, row_id: str, task_id: str, video_url: str | None, duration_ms: int | None
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE rows SET state=?, task_status=20, video_url=?, duration_ms=?, "
+                "updated_at=? WHERE id=? AND task_id=?",
+                (RowState.SUCCEEDED, video_url, duration_ms, self._clock(), row_id, task_id),
+            )
+            self._event(db, row_id, "task_succeeded", task_id=task_id)
+
+    def task_failed(self, row_id: str, task_id: str, msg: str, kind: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE rows SET task_status=30, task_msg=? WHERE id=? AND task_id=?",
+                (msg, row_id, task_id),
+            )
+            self._fail(db, row_id, msg or "task failed", kind, self._clock())
+
+    def fail(self, row_id: str, reason: str, kind: str) -> None:
+        with self._tx() as db:
+            self._fail(db, row_id, reason, kind, self._clock())
+
+    def _fail(
+        self, db: sqlite3.Connection, row_id: str, reason: str, kind: str, now: float
+    ) -> None:
+        db.execute(
+            "UPDATE rows SET state=?, error=?, error_kind=?, updated_at=? WHERE id=?",
+            (RowState.FAILED, reason, kind, now, row_id),
+        )
+        self._event(db, row_id, "failed", reason=reason, error_kind=kind)
+
+    # -- download --------------------------------------------------------------------------
+
+    def download_intended(self, row_id: str, part_path: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE rows SET state=?, updated_at=? WHERE id=?",
+                (RowState.DOWNLOADING, self._clock(), row_id),
+            )
+            self._event(db, row_id, "download_intended", part=part_path)
+
+    def downloaded(self, row_id: str, path: str, size: int, sha256: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE rows SET state=?, output_path=?, output_size=?, output_sha256=?, "
+                "error=NULL, error_kind=NULL, updated_at=? WHERE id=?",
+                (RowState.DONE, path, size, sha256, self._clock(), row_id),
+            )
+            self._event(db, row_id, "downloaded", path=path, size=size, sha256=sha256)
+
+    def output_lost(self, row_id: str, why: str) -> None:
+        """A done row's file is missing or altered: download it again."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE rows SET state=?, output_path=NULL, output_size=NULL, "
+                "output_sha256=NULL, updated_at=? WHERE id=?",
+                (RowState.SUCCEEDED, self._clock(), row_id),
+            )
+            self._event(db, row_id, "output_lost", why=why)
+
+    # -- user decisions --------------------------------------------------------------------
+
+    def retry_failed(self) -> list[str]:
+        """Failed rows go back to pending; their old task ids stay claimed."""
+        with self._tx() as db:
+            ids = [
+                r[0] for r in db.execute("SELECT id FROM rows WHERE state=?", (RowState.FAILED,))
+            ]
+            now = self._clock()
+            db.execute(
+                "UPDATE uploads SET state='pending', error=NULL, updated_at=? "
+                "WHERE state='failed'",
+                (now,),
+            )
+            for rid in ids:
+                r = db.execute(
+                    "SELECT error_kind FROM rows WHERE id=?", (rid,)
+                ).fetchone()
+                # A download failure needs no new task: fetch again.
+                state = RowState.SUCCEEDED if r["error_kind"] == "download" else RowState.PENDING
+                db.execute(
+                    "UPDATE rows SET state=?, task_id=CASE WHEN ?=? THEN task_id ELSE NULL END, "
+                    "error=NULL, error_kind=NULL, updated_at=? WHERE id=?",
+                    (state, state, RowState.SUCCEEDED, now, rid),
+                )
+                self._event(db, rid, "retry", to=state)
+            return ids
+
+    def resolve(self, row_id: str, task_id: str | None) -> None:
+        """The user decides an undecidable row: adopt ``task_id``, or create anew (None)."""
+        row = self.row(row_id)
+        if row.state not in (RowState.UNDECIDABLE, *RowState.UNRESOLVED_CREATE):
+            raise ValueError(f"row {row_id} is {row.state}, not waiting for a decision")
+        if task_id is None:
+            self.reconciled(row_id, "recreate", by="user")
+        else:
+            if task_id in self.claimed_task_ids():
+                raise ValueError(f"task {task_id} already belongs to a row")
+            self.reconciled(row_id, "adopted", task_id=task_id, by="user")

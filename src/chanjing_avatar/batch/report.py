@@ -1,0 +1,89 @@
+"""The end of a run: a JSON report in OUTDIR and a summary table on the terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .journal import Journal, RowState
+
+__all__ = ["REPORT_NAME", "build_report", "render_summary", "write_report"]
+
+REPORT_NAME = "batch-report.json"
+
+
+def build_report(journal: Journal, *, stopped: str | None = None) -> dict[str, Any]:
+    rows = []
+    for r in journal.rows():
+        recon = journal.events(r.id, "reconcile")
+        rows.append(
+            {
+                "id": r.id,
+                "line": r.line,
+                "state": r.state,
+                "task_id": r.task_id,
+                "output": r.output_path,
+                "bytes": r.output_size,
+                "sha256": r.output_sha256,
+                "duration_ms": r.duration_ms,
+                "failure": r.error if r.state in (RowState.FAILED, RowState.UNDECIDABLE) else None,
+                "failure_kind": r.error_kind
+                if r.state in (RowState.FAILED, RowState.UNDECIDABLE)
+                else None,
+                "creates_intended": r.attempts,
+                "reconciliations": [
+                    {"decision": e["detail"].get("decision"), "task_id": e["detail"].get("task_id"),
+                     "reason": e["detail"].get("reason")}
+                    for e in recon
+                ],
+            }
+        )
+    counts = journal.counts()
+    return {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "journal": str(journal.path),
+        "total": len(rows),
+        "counts": counts,
+        "complete": counts.get(RowState.DONE, 0) + counts.get(RowState.FAILED, 0)
+        + counts.get(RowState.UNDECIDABLE, 0) == len(rows),
+        "stopped": stopped,
+        "rows": rows,
+    }
+
+
+def write_report(outdir: Path, report: dict[str, Any]) -> Path:
+    """Atomically (temp file + rename): a reader never sees half a report."""
+    path = outdir / REPORT_NAME
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def render_summary(report: dict[str, Any], *, max_rows: int = 50) -> Any:
+    """A rich renderable: the rows that need attention first, then the counts."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="batch summary", show_lines=False)
+    table.add_column("row")
+    table.add_column("state")
+    table.add_column("task")
+    table.add_column("output / reason", overflow="fold")
+    style = {RowState.DONE: "green", RowState.FAILED: "red", RowState.UNDECIDABLE: "magenta"}
+    order = {RowState.UNDECIDABLE: 0, RowState.FAILED: 1}
+    rows = sorted(report["rows"], key=lambda r: (order.get(r["state"], 2), r["line"]))
+    for r in rows[:max_rows]:
+        what = r["output"] if r["state"] == RowState.DONE else (r["failure"] or "")
+        table.add_row(
+            r["id"], Text(r["state"], style=style.get(r["state"], "yellow")),
+            (r["task_id"] or "")[:12], what or "",
+        )
+    if len(rows) > max_rows:
+        table.caption = f"… {len(rows) - max_rows} more rows in {REPORT_NAME}"
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items()))
+    return Group(table, Text(f"{report['total']} rows: {counts}"))

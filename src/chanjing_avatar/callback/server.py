@@ -1,0 +1,84 @@
+"""Run a :class:`CallbackReceiver` with uvicorn inside the current event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from typing import Any
+
+from .receiver import CallbackReceiver
+
+__all__ = ["ReceiverServer", "is_loopback"]
+
+log = logging.getLogger("chanjing_avatar.callback")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ReceiverServer:
+    """``async with ReceiverServer(receiver) as srv: srv.url`` serves until the block ends.
+
+    Binds 127.0.0.1 unless told otherwise; port 0 picks a free one.
+    """
+
+    def __init__(
+        self, receiver: CallbackReceiver, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.receiver = receiver
+        self.host = host
+        self.port = port
+        self._server: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.receiver.path or '/'}"
+
+    async def start(self) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.receiver,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            # Callbacks are small; keep slow senders from holding connections.
+            timeout_keep_alive=5,
+            limit_concurrency=256,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        # _serve, not serve: the embedding program keeps its own signal handlers (Ctrl-C).
+        self._task = asyncio.get_running_loop().create_task(server._serve())
+        while not server.started:
+            if self._task.done():
+                self._task.result()  # raises the bind error
+                raise RuntimeError("callback receiver did not start")
+            await asyncio.sleep(0.01)
+        sock = server.servers[0].sockets[0]
+        self.port = int(sock.getsockname()[1])
+        log.info("callback receiver listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.receiver.aclose()
+
+    async def __aenter__(self) -> ReceiverServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

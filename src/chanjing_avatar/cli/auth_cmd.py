@@ -1,0 +1,248 @@
+"""``chanjing-avatar auth set | status | token``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ._common import BaseUrlOpt, CredentialsDirOpt, JsonOpt, LocalOpt, VerboseOpt, session
+from ._errors import CliError, ExitCode
+from ._output import register_secret
+
+auth_app = typer.Typer(
+    help="Credentials: store them, show where they come from, print a token.",
+    no_args_is_help=True,
+)
+
+
+def _read_secret_from_stdin() -> str:
+    value = sys.stdin.readline().strip()
+    if not value:
+        raise CliError("no secret key on standard input")
+    return value
+
+
+def _write_credentials(directory: Path, app_id: str, secret_key: str,
+                       token: tuple[str, float] | None) -> Path:
+    """Replace credentials.json atomically (0600), under the lock the client uses for it."""
+    import tempfile
+
+    from filelock import FileLock
+
+    from .._credentials import CREDENTIALS_FILE, _ensure_private_dir
+
+    _ensure_private_dir(directory)
+    path = directory / CREDENTIALS_FILE
+    with FileLock(str(path) + ".lock", mode=0o600):
+        data: dict[str, Any] = {"app_id": app_id, "secret_key": secret_key}
+        if token is not None:
+            data["access_token"], expire_in = token[0], token[1]
+            data["expire_in"] = int(expire_in) if float(expire_in).is_integer() else expire_in
+        fd, tmp = tempfile.mkstemp(prefix=".credentials-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, ensure_ascii=False, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    return path
+
+
+@auth_app.command("set")
+def auth_set(
+    app_id: Annotated[
+        str | None,
+        typer.Option("--app-id", help="The app id (AK); asked for when omitted."),
+    ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify/--no-verify", help="Check the pair by getting a token first."),
+    ] = True,
+    base_url: BaseUrlOpt = None,
+    credentials_dir: CredentialsDirOpt = None,
+    json_: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Store the app id and secret key in credentials.json (0600).
+
+    The secret key is read from a hidden prompt, or from standard input when it is not a
+    terminal (`printf %s "$SK" | chanjing-avatar auth set --app-id AK`); never from arguments.
+    """
+    with session(json_=json_, verbose=verbose, base_url=base_url,
+                 credentials_dir=credentials_dir) as s:
+        interactive = sys.stdin.isatty()
+        if not app_id:
+            if not interactive:
+                raise CliError("give --app-id (standard input carries the secret key)")
+            app_id = typer.prompt("App id (AK)").strip()
+        if not app_id:
+            raise CliError("the app id must not be empty")
+        if interactive:
+            secret = typer.prompt("Secret key (SK)", hide_input=True).strip()
+        else:
+            secret = _read_secret_from_stdin()
+        if not secret:
+            raise CliError("the secret key must not be empty")
+        register_secret(secret)
+        directory = s.credentials_path().parent
+        token: tuple[str, float] | None = None
+        if verify:
+            token = _fetch_token(app_id, secret, base_url)
+        path = _write_credentials(directory, app_id, secret, token)
+        s.out.result(
+            {"credentials_file": str(path), "app_id": app_id, "verified": verify},
+            f"saved {path}" + (" (verified)" if verify else ""),
+        )
+
+
+def _fetch_token(app_id: str, secret: str, base_url: str | None) -> tuple[str, float]:
+    """Get a token in a scratch folder, so nothing is written unless the pair works."""
+    import tempfile
+
+    from .._client import Client
+    from .._credentials import CredentialsStore
+
+    with tempfile.TemporaryDirectory(prefix="chanjing-auth-") as tmp:
+        with Client(app_id, secret, base_url=base_url, credentials_dir=tmp) as c:
+            token = c.auth.token()
+            register_secret(token)
+        stored = CredentialsStore(Path(tmp), app_id, secret).read()
+        expire = stored.expire_in if stored is not None and stored.token == token else 0.0
+    return token, expire
+
+
+@auth_app.command("status")
+def auth_status(
+    check: Annotated[
+        bool, typer.Option("--check", help="Also get a token to prove the credentials work.")
+    ] = False,
+    local: LocalOpt = False,
+    base_url: BaseUrlOpt = None,
+    credentials_dir: CredentialsDirOpt = None,
+    json_: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show where the app id, secret key, base URL and token come from (secrets masked)."""
+    from datetime import UTC, datetime
+
+    from .._config import ENV_APP_ID, ENV_BASE_URL, ENV_SECRET_KEY
+    from .._core._redact import mask
+    from .._wire import DEFAULT_BASE_URL
+
+    with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
+                 credentials_dir=credentials_dir) as s:
+        info: dict[str, Any] = {}
+        if local:
+            sb = s.sandbox()
+            info = {
+                "app_id": {"value": sb.app_id, "source": "local sandbox"},
+                "secret_key": {"value": mask(sb.secret_key), "source": "local sandbox"},
+                "base_url": {"value": sb.base_url, "source": "local sandbox"},
+            }
+        else:
+            s._check_credentials_file()
+            path = s.credentials_path()
+            stored: dict[str, Any] = {}
+            if path.exists():
+                with contextlib.suppress(OSError, ValueError):
+                    loaded = json.loads(path.read_bytes())
+                    stored = loaded if isinstance(loaded, dict) else {}
+            for key in ("secret_key", "access_token"):
+                if isinstance(stored.get(key), str):
+                    register_secret(stored[key])
+            env_app = os.environ.get(ENV_APP_ID, "").strip()
+            env_secret = os.environ.get(ENV_SECRET_KEY, "").strip()
+            register_secret(env_secret)
+            app_id = env_app or stored.get("app_id") or None
+            app_src = (f"env {ENV_APP_ID}" if env_app else
+                       f"file {path}" if stored.get("app_id") else "not set")
+            if env_secret:
+                secret, secret_src = env_secret, f"env {ENV_SECRET_KEY}"
+            elif stored.get("secret_key") and stored.get("app_id") == app_id:
+                secret, secret_src = stored["secret_key"], f"file {path}"
+            else:
+                secret, secret_src = None, "not set"
+            if base_url:
+                url, url_src = base_url, "--base-url"
+            else:
+                env_name = next((n for n in ENV_BASE_URL if os.environ.get(n, "").strip()), None)
+                url = os.environ[env_name].strip() if env_name else DEFAULT_BASE_URL
+                url_src = f"env {env_name}" if env_name else "default"
+            info = {
+                "credentials_file": {"value": str(path), "exists": path.exists()},
+                "app_id": {"value": app_id, "source": app_src},
+                "secret_key": {"value": mask(secret) if secret else None, "source": secret_src},
+                "base_url": {"value": url, "source": url_src},
+            }
+            token_info: dict[str, Any] = {"value": None, "expires": None, "source": "none"}
+            if (isinstance(stored.get("access_token"), str) and stored.get("app_id") == app_id
+                    and isinstance(stored.get("expire_in"), int | float)):
+                expires = datetime.fromtimestamp(float(stored["expire_in"]), tz=UTC)
+                token_info = {
+                    "value": mask(stored["access_token"]),
+                    "expires": expires.isoformat(timespec="seconds"),
+                    "expired": expires <= datetime.now(tz=UTC),
+                    "source": f"file {path}",
+                }
+            info["token"] = token_info
+            if not (app_id and secret):
+                _print_status(s, info)
+                raise CliError(
+                    "no app id / secret key: run `chanjing-avatar auth set` "
+                    "(or set CHANJING_APP_ID and CHANJING_SECRET_KEY)",
+                    ExitCode.AUTH,
+                )
+        if check:
+            c = s.client()
+            c.auth.token()
+            info["check"] = {"value": "ok", "source": "token obtained"}
+        _print_status(s, info)
+
+
+def _print_status(s: Any, info: dict[str, Any]) -> None:
+    def human() -> None:
+        for key, entry in info.items():
+            value = entry.get("value")
+            shown = "-" if value in (None, "") else str(value)
+            extra = ""
+            if key == "token" and entry.get("expires"):
+                extra = f", expires {entry['expires']}" + (" (expired)" if entry.get("expired")
+                                                            else "")
+            if key == "credentials_file":
+                extra = "" if entry.get("exists") else " (missing)"
+                s.out.line(f"{key + ':':<18}{shown}{extra}")
+                continue
+            s.out.line(f"{key + ':':<18}{shown}{extra}  [{entry.get('source')}]")
+
+    s.out.result(info, human)
+
+
+@auth_app.command("token")
+def auth_token(
+    local: LocalOpt = False,
+    base_url: BaseUrlOpt = None,
+    credentials_dir: CredentialsDirOpt = None,
+    json_: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Print a valid access token (shared with every other client on this machine)."""
+    import sys as _sys
+
+    with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
+                 credentials_dir=credentials_dir) as s:
+        token = s.client().auth.token()
+        # The one place a token is meant to be printed: not scrubbed.
+        if s.out.json_mode:
+            _sys.stdout.write(json.dumps({"access_token": token}) + "\n")
+        else:
+            _sys.stdout.write(token + "\n")

@@ -1,0 +1,269 @@
+"""``chanjing-avatar batch MANIFEST -o OUTDIR``: many videos, crash-safe, never paying twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ._common import BaseUrlOpt, CredentialsDirOpt, JsonOpt, LocalOpt, VerboseOpt, local_data_dir
+from ._errors import CliError, ExitCode
+
+if TYPE_CHECKING:
+    from .._async_client import AsyncClient
+    from ..batch.runner import BatchProgress, BatchRunner
+    from ._common import Session
+
+
+def batch(
+    manifest: Annotated[
+        Path,
+        typer.Argument(help="CSV or JSONL, one video per row: id, video, text + voice or audio, "
+                       "options (see docs/batch.md).", show_default=False),
+    ],
+    outdir: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the videos, journal and report.",
+                           file_okay=False, show_default=False)
+    ],
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Try the failed rows again (new tasks).")
+    ] = False,
+    resolve: Annotated[
+        list[str] | None,
+        typer.Option("--resolve", metavar="ROW=TASK_ID|new",
+                     help="Settle an undecidable row: adopt TASK_ID, or 'new' to create again."),
+    ] = None,
+    callback_url: Annotated[
+        str | None,
+        typer.Option("--callback-url", help="Public URL the API should POST to when a task ends "
+                     "(forwarded to --callback-listen).", show_default=False),
+    ] = None,
+    callback_listen: Annotated[
+        str | None,
+        typer.Option("--callback-listen", metavar="[HOST:]PORT",
+                     help="Run the callback receiver here (host 127.0.0.1 unless given); "
+                     "polling then slows to a safety net.", show_default=False),
+    ] = None,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", help="Seconds between polls of one task.")
+    ] = 3.0,
+    settle: Annotated[
+        float, typer.Option("--settle", help="Seconds the server may still act on a create "
+                            "whose answer was lost (reconciliation waits this long).")
+    ] = 60.0,
+    live: Annotated[
+        bool, typer.Option("--live/--no-live", help="Live display on a terminal.")
+    ] = True,
+    local: LocalOpt = False,
+    base_url: BaseUrlOpt = None,
+    credentials_dir: CredentialsDirOpt = None,
+    json_: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Make one video per manifest row; re-run the same command to resume."""
+    from ..batch.manifest import ManifestError, load_manifest
+    from ._common import session
+
+    try:
+        parsed = load_manifest(manifest)
+    except ManifestError as e:
+        lines = "\n".join(f"  {p}" for p in e.problems)
+        raise CliError(
+            f"{manifest}: {len(e.problems)} problem(s), nothing was uploaded or created:\n{lines}",
+            ExitCode.USAGE,
+        ) from None
+    if callback_url and not callback_listen:
+        typer.echo("note: --callback-url without --callback-listen: polling as usual", err=True)
+    with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
+                 credentials_dir=credentials_dir) as s:
+        code = asyncio.run(
+            _run(s, parsed, outdir, retry_failed=retry_failed, resolve=resolve or [],
+                 callback_url=callback_url, callback_listen=callback_listen,
+                 poll_interval=poll_interval, settle=settle, live=live,
+                 argv=sys.argv)
+        )
+    if code:
+        raise typer.Exit(code)
+
+
+def _async_client(s: Session) -> AsyncClient:
+    from .._async_client import AsyncClient
+    from ._output import register_secret
+
+    if s.local:
+        sb = s.sandbox()
+        return AsyncClient(sb.app_id, sb.secret_key, base_url=sb.base_url,
+                           credentials_dir=local_data_dir() / "client")
+    client = AsyncClient(base_url=s.base_url, credentials_dir=s.credentials_dir)
+    register_secret(client._ctx.secret_key)
+    return client
+
+
+def _parse_listen(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    try:
+        return (host.strip("[]") or "127.0.0.1"), int(port)
+    except ValueError:
+        raise CliError(f"--callback-listen: expected [HOST:]PORT, got {value!r}") from None
+
+
+def _apply_resolutions(journal_path: Path, resolve: list[str]) -> None:
+    from ..batch.journal import Journal
+
+    with Journal(journal_path) as j:
+        for item in resolve:
+            row, sep, choice = item.partition("=")
+            if not sep or not row or not choice:
+                raise CliError(f"--resolve: expected ROW=TASK_ID or ROW=new, got {item!r}")
+            try:
+                j.resolve(row, None if choice == "new" else choice)
+            except (KeyError, ValueError) as e:
+                raise CliError(f"--resolve {item}: {e}") from None
+
+
+async def _run(
+    s: Session,
+    manifest: Any,
+    outdir: Path,
+    *,
+    retry_failed: bool,
+    resolve: list[str],
+    callback_url: str | None,
+    callback_listen: str | None,
+    poll_interval: float,
+    settle: float,
+    live: bool,
+    argv: list[str],
+) -> int:
+    from ..batch.journal import Journal, SpecChangedError
+    from ..batch.report import build_report, render_summary, write_report
+    from ..batch.runner import BatchOptions, BatchRunner
+
+    opts = BatchOptions(outdir=outdir, retry_failed=retry_failed, callback_url=callback_url,
+                        poll_interval=poll_interval, settle=settle)
+    if resolve:
+        outdir.mkdir(parents=True, exist_ok=True)
+        _apply_resolutions(opts.journal_file, resolve)
+    client = _async_client(s)
+    runner = BatchRunner(client, manifest, opts)
+    server = None
+    if callback_listen:
+        from ..callback import CallbackReceiver, ReceiverServer, is_loopback
+
+        host, port = _parse_listen(callback_listen)
+        if not is_loopback(host):
+            s.out.warn(f"the callback receiver listens on {host}, not only on this machine")
+        receiver = CallbackReceiver(runner.confirm)
+        opts.receiver = receiver
+        server = ReceiverServer(receiver, host=host, port=port)
+        await server.start()
+        s.out.note(f"callback receiver on {server.url}")
+
+    display = _Display(s, runner) if live and s.out.stderr_tty and not s.out.json_mode else None
+    opts.on_change = display.update if display else None
+    loop = asyncio.get_running_loop()
+    interrupted = False
+
+    def on_sigint() -> None:
+        nonlocal interrupted
+        if interrupted:
+            return
+        interrupted = True
+        s.out.warn("stopping: no new creates; the create in flight (if any) is finished and "
+                   "journalled. Ctrl-C again to quit at once (still safe to resume).")
+        runner.cancel()
+        # A second Ctrl-C falls through to the default handler.
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    if display:
+        display.start()
+    try:
+        journal = await runner.run()
+    except SpecChangedError as e:
+        raise CliError(str(e)) from None
+    except RuntimeError as e:
+        raise CliError(str(e)) from None
+    finally:
+        if display:
+            display.stop()
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(signal.SIGINT)
+        if server is not None:
+            await server.stop()
+        await client.aclose()
+
+    with Journal(journal.path) as j:
+        report = build_report(j, stopped=runner.progress.stopped)
+    path = write_report(outdir, report)
+    resume = "chanjing-avatar " + " ".join(
+        shlex.quote(a) for a in argv[1:] if a not in ("--retry-failed",)
+    )
+    if s.out.json_mode:
+        s.out.result(report)
+    else:
+        from rich.console import Console
+
+        Console(highlight=False).print(render_summary(report))
+        s.out.line(f"report: {path}")
+    counts = report["counts"]
+    unfinished = report["total"] - counts.get("done", 0) - counts.get("failed", 0) - counts.get(
+        "undecidable", 0)
+    if interrupted or unfinished:
+        why = runner.progress.stopped or "tasks still running"
+        s.out.error(f"{unfinished} row(s) not finished ({why}); resume with: {resume}")
+        return int(ExitCode.INTERRUPTED if interrupted else ExitCode.FAILED)
+    if counts.get("undecidable"):
+        s.out.error("some rows are undecidable (see the report); settle each with "
+                    f"--resolve ROW=TASK_ID or --resolve ROW=new: {resume}")
+        return int(ExitCode.UNKNOWN)
+    if counts.get("failed"):
+        s.out.error(f"{counts['failed']} row(s) failed; retry them with: {resume} --retry-failed")
+        return int(ExitCode.FAILED)
+    return 0
+
+
+class _Display:
+    """Rows done / running / failed, rate and ETA, redrawn on stderr."""
+
+    def __init__(self, s: Session, runner: BatchRunner) -> None:
+        from rich.live import Live
+
+        self._runner = runner
+        self._live = Live(self._render(), console=s.out.err_console, refresh_per_second=4,
+                          transient=False, get_renderable=self._render)
+        self._last = 0.0
+
+    def _render(self) -> Any:
+        from rich.text import Text
+
+        p: BatchProgress = self._runner.progress
+        eta = p.eta_s()
+        eta_text = "—" if eta is None else time.strftime("%H:%M:%S", time.gmtime(eta))
+        text = Text()
+        text.append(f"{p.done}/{p.total} done", style="green")
+        text.append(f"  {p.running} running  {p.pending} pending  ")
+        text.append(f"{p.failed} failed", style="red" if p.failed else "")
+        text.append(f"  {p.rate_per_min():.1f}/min  ETA {eta_text}")
+        if p.stopped:
+            text.append(f"  stopped: {p.stopped}", style="yellow")
+        if p.last_event:
+            text.append(f"\n{p.last_event}", style="dim")
+        return text
+
+    def update(self, _p: BatchProgress) -> None:
+        pass  # redrawn by the Live thread
+
+    def start(self) -> None:
+        self._live.start()
+
+    def stop(self) -> None:
+        self._live.stop()

@@ -1,0 +1,368 @@
+"""The mouth: a smooth warp of lips, jaw and chin, then the inside of the mouth painted in.
+
+The warp is a backward map built from Gaussian radial basis functions over FaceMesh control
+points. The upper and lower halves get separate fields (their inner-lip points coincide when the
+mouth is closed but move apart), joined along the lip line, where the painted cavity hides the seam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from .face import (
+    JAW,
+    LIP_LOWER_INNER,
+    LIP_LOWER_OUTER,
+    LIP_UPPER_INNER,
+    LIP_UPPER_OUTER,
+    STABLE,
+    Image,
+    Points,
+)
+
+F64 = NDArray[np.float64]
+F32 = NDArray[np.float32]
+
+MAX_OPEN = 0.42  # inner-lip gap at full opening, as a fraction of mouth width
+# How far the jaw outline follows the chin (1 at the chin, 0 at the ears).
+_JAW_WEIGHT = dict(
+    zip(
+        JAW,
+        [
+            0.0,
+            0.06,
+            0.16,
+            0.3,
+            0.45,
+            0.6,
+            0.72,
+            0.78,
+            0.8,
+            0.78,
+            0.72,
+            0.6,
+            0.45,
+            0.3,
+            0.16,
+            0.06,
+            0.0,
+        ],
+        strict=True,
+    )
+)
+_CHIN_WEIGHT = {
+    18: 0.9,
+    200: 0.84,
+    199: 0.8,
+    175: 0.78,
+    83: 0.8,
+    313: 0.8,
+    201: 0.55,
+    421: 0.55,
+    208: 0.7,
+    428: 0.7,
+    32: 0.5,
+    262: 0.5,
+    194: 0.6,
+    418: 0.6,
+    204: 0.45,
+    424: 0.45,
+}
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Colours sampled once from the reference face."""
+
+    lip: NDArray[np.float32]  # RGB
+    skin_luma: float
+
+
+def face_axes(pts: Points) -> tuple[F64, F64, F64, float]:
+    """Centre of the mouth, unit right and down axes of the face, and the mouth width."""
+    ex = (pts[263] - pts[33]).astype(np.float64)
+    ex /= np.linalg.norm(ex) + 1e-9
+    ey = np.array([-ex[1], ex[0]])
+    c = ((pts[13] + pts[14]) / 2).astype(np.float64)
+    w = float(np.linalg.norm(pts[291] - pts[61]))
+    return c, ex, ey, w
+
+
+def sample_appearance(rgb: Image, pts: Points) -> Appearance:
+    h, w = rgb.shape[:2]
+    lip_pts = [
+        (pts[o] * 0.5 + pts[i] * 0.5)
+        for o, i in zip(LIP_LOWER_OUTER[2:-2], LIP_LOWER_INNER[2:-2], strict=True)
+    ]
+    cols = []
+    for p in lip_pts:
+        x, y = int(np.clip(p[0], 0, w - 1)), int(np.clip(p[1], 0, h - 1))
+        cols.append(rgb[y, x].astype(np.float32))
+    lip = np.median(np.array(cols), axis=0).astype(np.float32)
+    cheeks = []
+    for i in (50, 280, 205, 425, 187, 411):
+        x, y = int(np.clip(pts[i][0], 0, w - 1)), int(np.clip(pts[i][1], 0, h - 1))
+        cheeks.append(float(rgb[y, x].astype(np.float32) @ np.array([0.299, 0.587, 0.114])))
+    return Appearance(lip=lip, skin_luma=float(np.median(cheeks)))
+
+
+def _rbf_weights(ctrl: F64, values: F64, sigma: float, reg: float = 0.02) -> F64:
+    d2 = ((ctrl[:, None, :] - ctrl[None, :, :]) ** 2).sum(-1)
+    k = np.exp(-d2 / (2 * sigma * sigma))
+    k[np.diag_indices_from(k)] += reg
+    return np.asarray(np.linalg.solve(k, values), dtype=np.float64)
+
+
+def _rbf_eval(ctrl: F64, weights: F64, grid: F64, sigma: float) -> F64:
+    d2 = (grid * grid).sum(1)[:, None] + (ctrl * ctrl).sum(1)[None, :] - 2.0 * grid @ ctrl.T
+    return np.asarray(
+        np.exp(-np.maximum(d2, 0.0) / (2 * sigma * sigma)) @ weights, dtype=np.float64
+    )
+
+
+@dataclass
+class MouthTargets:
+    """Displacements (pixels, image axes) of control points for one frame."""
+
+    upper_idx: list[int]
+    upper_disp: F64
+    lower_idx: list[int]
+    lower_disp: F64
+    up_curve: F64  # target upper inner lip, (11, 2) image coords
+    lo_curve: F64  # target lower inner lip
+
+
+def mouth_targets(pts: Points, open_: float, round_: float, press: float) -> MouthTargets:
+    c, ex, ey, w = face_axes(pts)
+    half = w / 2
+    p = pts.astype(np.float64)
+    gaps = np.array(
+        [
+            max(0.0, float((p[lo] - p[up]) @ ey))
+            for up, lo in zip(LIP_UPPER_INNER, LIP_LOWER_INNER, strict=True)
+        ]
+    )
+    gap0 = float(gaps[5])
+    amp = open_ * MAX_OPEN * w
+    rin = max(0.0, round_)
+    rout = max(0.0, -round_)
+
+    def lip_disp(idx: int, k: int, upper: bool, inner: bool) -> F64:
+        u = float((p[idx] - c) @ ex) / half
+        prof = max(0.0, 1.0 - abs(u) ** 1.8)
+        corner = k in (0, 10)
+        dx = -u * 0.14 * w * rin + u * 0.05 * w * rout
+        if corner:
+            dy = 0.2 * amp - 0.02 * w * rin
+        elif upper:
+            dy = gaps[k] / 2 - (0.1 if inner else 0.06) * amp * prof
+            if not inner:
+                dy += -0.045 * w * rin * prof + 0.03 * w * press * prof
+        else:
+            dy = -gaps[k] / 2 + (1.0 if inner else 0.93) * amp * prof + 0.02 * amp
+            if not inner:
+                dy += 0.045 * w * rin * prof - 0.03 * w * press * prof
+        return dx * ex + dy * ey
+
+    up_idx: list[int] = []
+    up_d: list[F64] = []
+    lo_idx: list[int] = []
+    lo_d: list[F64] = []
+    for k, (a, b) in enumerate(zip(LIP_UPPER_INNER, LIP_UPPER_OUTER, strict=True)):
+        up_idx += [a, b]
+        up_d += [lip_disp(a, k, True, True), lip_disp(b, k, True, False)]
+    for k, (a, b) in enumerate(zip(LIP_LOWER_INNER, LIP_LOWER_OUTER, strict=True)):
+        lo_idx += [a, b]
+        lo_d += [lip_disp(a, k, False, True), lip_disp(b, k, False, False)]
+    jaw_drop = amp * 0.82 - gap0 * 0.4
+    for i, wt in {**_CHIN_WEIGHT, **_JAW_WEIGHT}.items():
+        u = float((p[i] - c) @ ex) / half
+        lo_idx.append(i)
+        lo_d.append(wt * jaw_drop * ey - u * 0.03 * w * rin * wt * ex)
+    for i in STABLE:
+        up_idx.append(i)
+        up_d.append(np.zeros(2))
+        lo_idx.append(i)
+        lo_d.append(np.zeros(2))
+    upd = np.array(up_d)
+    lod = np.array(lo_d)
+    up_curve = p[LIP_UPPER_INNER] + upd[0 : 2 * 11 : 2]
+    lo_curve = p[LIP_LOWER_INNER] + lod[0 : 2 * 11 : 2]
+    return MouthTargets(up_idx, upd, lo_idx, lod, up_curve, lo_curve)
+
+
+def _smoothstep(x: F64) -> F64:
+    x = np.clip(x, 0.0, 1.0)
+    return np.asarray(x * x * (3 - 2 * x), dtype=np.float64)
+
+
+def render_mouth(
+    frame: Image,
+    pts: Points,
+    open_: float,
+    round_: float,
+    press: float,
+    look: Appearance,
+    *,
+    extra_ctrl: tuple[F64, F64] | None = None,
+) -> None:
+    """Warp the lower face of ``frame`` (in place) so its mouth takes the given shape."""
+    h, w_img = frame.shape[:2]
+    c, ex, ey, mw = face_axes(pts)
+    t = mouth_targets(pts, open_, round_, press)
+    p = pts.astype(np.float64)
+    # ROI: the lower face plus room for the jaw to drop.
+    region = p[JAW + LIP_UPPER_OUTER + [2, 98, 327]]
+    margin = 0.3 * mw
+    x0 = int(max(0, region[:, 0].min() - margin))
+    x1 = int(min(w_img, region[:, 0].max() + margin))
+    y0 = int(max(0, region[:, 1].min() - margin))
+    y1 = int(min(h, region[:, 1].max() + margin + MAX_OPEN * mw))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return
+    rw, rh = x1 - x0, y1 - y0
+    step = max(3.0, mw / 10.0)  # the field is smooth at this scale (sigma = mw / 5)
+    gx = np.linspace(x0, x1 - 1, max(4, int(rw / step) + 1))
+    gy = np.linspace(y0, y1 - 1, max(4, int(rh / step) + 1))
+    grid = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
+    sigma = 0.2 * mw
+    border = np.array(
+        [[x, y] for x in np.linspace(x0, x1, 7) for y in (y0, y1)]
+        + [[x, y] for y in np.linspace(y0, y1, 7)[1:-1] for x in (x0, x1)]
+    )
+    half = mw / 2
+    uc_up = (t.up_curve - c) @ ex
+    vc_up = (t.up_curve - c) @ ey
+    uc_lo = (t.lo_curve - c) @ ex
+    vc_lo = (t.lo_curve - c) @ ey
+
+    # Smooth inner-lip curves (quartic fits): straight segments between landmarks look cut out.
+    wts_fit = np.array([4.0, *([1.0] * 9), 4.0])
+    poly_up = np.polyfit(uc_up, vc_up, 4, w=wts_fit)
+    poly_lo = np.polyfit(uc_lo, vc_lo, 4, w=wts_fit)
+
+    def seam(u: NDArray[Any], v: NDArray[Any]) -> tuple[NDArray[Any], ...]:
+        """Weight of the lower field (0 above the lip line, 1 below) and the inner-lip curves."""
+        uu = np.clip(u, -half, half)
+        v_up = np.polyval(poly_up.astype(u.dtype), uu)
+        v_lo = np.maximum(np.polyval(poly_lo.astype(u.dtype), uu), v_up)
+        outside = np.clip((np.abs(u) - half * 0.9) / (0.25 * mw), 0.0, 1.0)
+        band = 0.6 + outside * (0.12 * mw)
+        return np.clip(0.5 + (v - (v_up + v_lo) / 2) / band, 0.0, 1.0), v_up, v_lo
+
+    # Coarse grid: both fields, the seam and the edge taper (all smooth at this scale).
+    fields = []
+    for idx, disp in ((t.upper_idx, t.upper_disp), (t.lower_idx, t.lower_disp)):
+        tgt = p[idx] + disp
+        back = -disp
+        if extra_ctrl is not None:
+            tgt = np.vstack([tgt, extra_ctrl[0]])
+            back = np.vstack([back, extra_ctrl[1]])
+        ctrl = np.vstack([tgt, border])
+        vals = np.vstack([back, np.zeros((len(border), 2))])
+        wts = _rbf_weights(ctrl, vals, sigma)
+        fields.append(_rbf_eval(ctrl, wts, grid, sigma).reshape(len(gy), len(gx), 2))
+    gu = (grid - c) @ ex
+    gv = (grid - c) @ ey
+    g_w = seam(gu, gv)[0].reshape(len(gy), len(gx), 1)
+    edge = np.minimum.reduce([grid[:, 0] - x0, x1 - 1 - grid[:, 0], grid[:, 1] - y0, y1 - 1 - grid[:, 1]])
+    taper = _smoothstep(edge / max(4.0, 0.12 * min(rw, rh))).reshape(len(gy), len(gx), 1)
+    # Blended on the coarse grid; only the lips need the exact seam (below).
+    coarse = ((fields[0] + (fields[1] - fields[0]) * g_w) * taper).astype(np.float32)
+    field = np.asarray(cv2.resize(coarse, (rw, rh), interpolation=cv2.INTER_LINEAR), np.float32)
+    lips = np.vstack([t.up_curve, t.lo_curve, p[LIP_UPPER_OUTER], p[LIP_LOWER_OUTER]])
+    pad = 0.12 * mw
+    mx0 = int(max(x0, lips[:, 0].min() - pad)) - x0
+    mx1 = int(min(x1, lips[:, 0].max() + pad)) - x0
+    my0 = int(max(y0, lips[:, 1].min() - pad)) - y0
+    my1 = int(min(y1, lips[:, 1].max() + pad)) - y0
+    cav: tuple[NDArray[Any], ...] | None = None
+    if mx1 - mx0 > 2 and my1 - my0 > 2:
+        up_f = (fields[0] * taper).astype(np.float32)
+        lo_f = (fields[1] * taper).astype(np.float32)
+        f_up = cv2.resize(up_f, (rw, rh), interpolation=cv2.INTER_LINEAR)[my0:my1, mx0:mx1]
+        f_lo = cv2.resize(lo_f, (rw, rh), interpolation=cv2.INTER_LINEAR)[my0:my1, mx0:mx1]
+        yy, xx = np.mgrid[my0 + y0 : my1 + y0, mx0 + x0 : mx1 + x0].astype(np.float32)
+        dxp, dyp = xx - np.float32(c[0]), yy - np.float32(c[1])
+        u = dxp * np.float32(ex[0]) + dyp * np.float32(ex[1])
+        v = dxp * np.float32(ey[0]) + dyp * np.float32(ey[1])
+        wm, v_up, v_lo = seam(u, v)
+        field[my0:my1, mx0:mx1] = f_up + (f_lo - f_up) * wm[..., None]
+        cav = (u, v, v_up, v_lo)
+    mapx = field[..., 0] + np.arange(x0, x1, dtype=np.float32)[None, :]
+    mapy = field[..., 1] + np.arange(y0, y1, dtype=np.float32)[:, None]
+    out = np.asarray(
+        cv2.remap(frame, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.uint8
+    )
+    if cav is not None:
+        _paint_cavity(out[my0:my1, mx0:mx1], *cav, mw, look)
+    frame[y0:y1, x0:x1] = out
+
+
+def _paint_cavity(
+    roi: Image,
+    u: NDArray[Any],
+    v: NDArray[Any],
+    v_up: NDArray[Any],
+    v_lo: NDArray[Any],
+    mw: float,
+    look: Appearance,
+) -> None:
+    half = mw / 2
+    gap = v_lo - v_up
+    inside = (np.abs(u) < half * 1.02) & (gap > 0.2)
+    if not inside.any():
+        return
+    ys, xs = np.nonzero(inside)
+    sy = slice(ys.min(), ys.max() + 1)
+    sx = slice(xs.min(), xs.max() + 1)
+    u, v, v_up, v_lo, gap = u[sy, sx], v[sy, sx], v_up[sy, sx], v_lo[sy, sx], gap[sy, sx]
+    alpha = np.clip(v - v_up + 0.5, 0, 1) * np.clip(v_lo - v + 0.5, 0, 1)
+    alpha *= np.clip((half * 1.02 - np.abs(u)) / 1.5, 0, 1)
+    if not (alpha > 0).any():
+        return
+    bright = float(np.clip(look.skin_luma / 170.0, 0.45, 1.15))
+    au = np.abs(u) / half
+    g_c = float(gap.max())  # opening at the centre
+    depth = np.clip((v - v_up) / np.maximum(gap, 1e-3), 0, 1)
+    # Dark throat, lighter toward the lips, darker toward the corners.
+    cav = look.lip * 0.28 + np.array([18.0, 4.0, 6.0], np.float32)
+    shade = (0.55 + 0.45 * au**2)[..., None] * (0.75 + 0.5 * np.abs(depth - 0.5))[..., None]
+    img = cav[None, None, :] * shade
+    # Tongue: a soft mound on the floor of the mouth at wider openings.
+    if g_c > 0.1 * mw:
+        ty = v_lo - 0.22 * gap
+        tr = (u / (0.55 * half)) ** 2 + ((v - ty) / np.maximum(0.32 * gap, 1e-3)) ** 2
+        ta = np.clip((1.0 - tr) * 3.0, 0, 1) * np.clip((g_c - 0.1 * mw) / (0.08 * mw), 0, 1)
+        tongue = look.lip * 0.62 + np.array([20.0, 0.0, 4.0], np.float32)
+        tshade = (0.7 + 0.3 * np.clip((ty - v) / np.maximum(0.45 * gap, 1e-3) + 0.5, 0, 1))[
+            ..., None
+        ]
+        img = img * (1 - ta[..., None]) + tongue[None, None, :] * tshade * ta[..., None]
+    teeth = np.array([226.0, 216.0, 198.0], np.float32) * bright
+    # Upper teeth hang from the upper lip; hidden at the corners.
+    th = np.minimum(0.095 * mw, 0.45 * gap) * np.clip(1.0 - au**2.2, 0, 1)
+    ta = np.clip(v_up + th - v + 0.5, 0, 1) * (th > 0.5)
+    tsh = (0.92 - 0.35 * au**2 - 0.12 * np.clip((v - v_up) / np.maximum(th, 1e-3), 0, 1))[..., None]
+    tsh = tsh * (0.75 + 0.25 * np.clip((v - v_up) / 2.0, 0, 1))[..., None]  # lip shadow
+    # Faint gaps between teeth, narrower toward the corners (perspective).
+    phase = np.sign(u) * (np.abs(u) / half) ** 0.8 * 4.2
+    gaps_t = 1.0 - 0.22 * np.clip(1.0 - np.abs(phase - np.round(phase)) * 9.0, 0, 1)
+    tsh = tsh * gaps_t[..., None]
+    img = img * (1 - ta[..., None]) + teeth[None, None, :] * tsh * ta[..., None]
+    # Lower teeth show only at larger openings.
+    lvis = np.clip((g_c - 0.16 * mw) / (0.1 * mw), 0, 1)
+    if lvis > 0:
+        lh = 0.05 * mw * lvis * np.clip(1.0 - (au / 0.65) ** 2, 0, 1)
+        la = np.clip(v - (v_lo - lh) + 0.5, 0, 1) * (lh > 0.5)
+        lsh = (0.78 - 0.35 * au**2)[..., None]
+        img = img * (1 - la[..., None]) + teeth[None, None, :] * lsh * la[..., None]
+    img = cv2.GaussianBlur(img.astype(np.float32), (3, 3), 0.7)
+    a = alpha[..., None].astype(np.float32)
+    base = roi[sy, sx].astype(np.float32)
+    roi[sy, sx] = np.clip(base * (1 - a) + img * a, 0, 255).astype(np.uint8)

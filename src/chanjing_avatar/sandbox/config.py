@@ -1,0 +1,73 @@
+"""Everything a sandbox can be told at start."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._wire import RATE_LIMITS, UPLOAD_URL_TTL_S, RateLimit
+from ..render.base import Renderer
+from .faults import FaultRule
+
+TOKEN_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class CallbackPolicy:
+    """How task callbacks are delivered: ``attempts`` tries, waiting ``backoff_s`` × ``factor``^n
+    (sandbox seconds) between them; a 2xx answer within ``timeout_s`` counts as delivered."""
+
+    attempts: int = 4
+    backoff_s: float = 1.0
+    factor: float = 2.0
+    timeout_s: float = 5.0
+    senders: int = 4  # callbacks in flight at once
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port (the embedded default)
+    # The app that works out of the box; generated and kept in the data dir when not given.
+    app_id: str | None = None
+    secret_key: str | None = None
+    extra_apps: Mapping[str, str] = field(default_factory=dict)  # app_id -> secret_key
+    # Waits, in sandbox seconds (see ``time_scale``).
+    file_sync_delay_s: float = 1.0
+    task_min_duration_s: float = 0.0  # pace tasks to last at least this long, progress rising
+    time_scale: float = 1.0  # >1 makes every sandbox wait shorter (10 min at 60 → 10 s)
+    render_concurrency: int = 2
+    probe_concurrency: int = 2
+    # Rate limits per app_id: off entirely, counts multiplied by ``rate_limit_scale``, or one
+    # bucket replaced (a RateLimit) or switched off (None) in ``rate_limits``.
+    rate_limits_enabled: bool = True
+    rate_limit_scale: float = 1.0
+    rate_limits: Mapping[str, RateLimit | None] = field(default_factory=dict)
+    token_ttl_s: float = TOKEN_TTL_S  # real seconds
+    upload_url_ttl_s: float = UPLOAD_URL_TTL_S  # real seconds
+    max_upload_bytes: int = 8 * 1024**3
+    max_json_bytes: int = 1024 * 1024
+    callback: CallbackPolicy = field(default_factory=CallbackPolicy)
+    faults_enabled: bool = False
+    faults: Sequence[FaultRule] = ()
+    fault_seed: int | None = None
+    admin: bool = False  # serve the admin endpoints under /_sandbox
+    # A renderer instance or a name for render.get_renderer ("auto": the best available one).
+    renderer: Renderer | str = "auto"
+    public_url: str | None = None  # base of video_url etc. when behind a proxy
+    access_log: bool = False
+
+    def limits(self) -> dict[str, RateLimit]:
+        """The effective rate limits per bucket."""
+        if not self.rate_limits_enabled:
+            return {}
+        out: dict[str, RateLimit] = {}
+        for bucket, default in RATE_LIMITS.items():
+            limit = self.rate_limits.get(bucket, default)
+            if limit is None:
+                continue
+            count = max(1, round(limit.count * self.rate_limit_scale))
+            out[bucket] = RateLimit(bucket, count, limit.period_s)
+        return out

@@ -1,0 +1,292 @@
+"""The sandbox's business rules, free of HTTP: tokens, files, tasks, voices.
+
+Routes turn requests into calls here and :class:`ApiError` into envelopes; workers (``jobs.py``)
+probe files and render tasks. Everything stateful lives behind the Store, BlobStore and WorkQueue
+interfaces.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import random
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import _wire
+from .._wire import Code, FileStatus, TaskStatus
+from ..render.base import Renderer, VoiceInfo
+from .blobs import BlobStore
+from .callbacks import CallbackSender
+from .clock import Clock
+from .config import SandboxConfig
+from .errors import ApiError, param_error
+from .ids import is_id, new_id, new_token
+from .limits import RateLimiter
+from .queue import WorkQueue
+from .store import FileRecord, Store, TaskRecord
+
+log = logging.getLogger("chanjing_avatar.sandbox")
+
+PROBE = "probe"
+RENDER = "render"
+_FILE_MSGS = {
+    FileStatus.PROCESSING: "processing",
+    FileStatus.READY: "success",
+}
+
+
+class SandboxCore:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        store: Store,
+        blobs: BlobStore,
+        work: WorkQueue,
+        clock: Clock,
+        renderer: Renderer,
+        callbacks: CallbackSender,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.blobs = blobs
+        self.work = work
+        self.clock = clock
+        self.renderer = renderer
+        self.callbacks = callbacks
+        self.limiter = RateLimiter(config.limits(), clock.real)
+        self.public_url = config.public_url or ""
+        self._voices: Sequence[VoiceInfo] | None = None
+        self._audition_lock = threading.Lock()
+
+    # Tokens.
+    def issue_token(self, app_id: Any, secret_key: Any) -> dict[str, Any]:
+        for name, value in (("app_id", app_id), ("secret_key", secret_key)):
+            if not isinstance(value, str) or not value:
+                raise param_error(f"{name}: required, a non-empty string")
+        known = self.store.app_secret(app_id)
+        if known is None or not hmac.compare_digest(known, secret_key):
+            raise ApiError(Code.AUTH_FAILED, "app_id or secret_key is wrong")
+        token = new_token()
+        expire_in = int(self.clock.now() + self.config.token_ttl_s)
+        self.store.set_token(app_id, token, expire_in)
+        return {"access_token": token, "expire_in": expire_in}
+
+    def authenticate(self, token: str | None, endpoint_path: str) -> str:
+        """The caller's app_id, after the token and the app's rate limit are checked."""
+        app_id = self.store.token_app(token, self.clock.now()) if token else None
+        if app_id is None:
+            raise ApiError(Code.TOKEN_INVALID, "send a current access_token header")
+        bucket = _wire.PATH_RATE_BUCKET.get(endpoint_path)
+        if not self.limiter.allow(app_id, bucket, self.clock.monotonic()):
+            raise ApiError(Code.RATE_LIMITED, f"{bucket} limit reached for this app_id")
+        return app_id
+
+    def invalidate_token_of(self, token: str | None) -> None:
+        app_id = self.store.token_app(token, self.clock.now()) if token else None
+        if app_id is not None:
+            self.store.invalidate_tokens(app_id)
+
+    # Files.
+    def create_upload(self, app_id: str, service: str, name: str) -> FileRecord:
+        problem = _wire.check_upload_name(service, name)
+        if problem:
+            raise param_error(problem)
+        ext = _wire.file_extension(name)
+        file_id = new_id()
+        record = FileRecord(
+            id=file_id,
+            app_id=app_id,
+            service=service,
+            name=name,
+            mime_type=_wire.MIME_TYPES[ext],
+            blob_key=f"uploads/{file_id}.{ext}",
+            create_time=int(self.clock.now()),
+        )
+        self.store.add_file(record)
+        return record
+
+    def upload_finished(self, file_id: str, size: int, force_failure: bool) -> None:
+        changes: dict[str, Any] = {
+            "bytes": size,
+            "uploaded_at": self.clock.now(),
+            "checked_status": None,
+            "msg": "",
+        }
+        if force_failure:
+            changes["forced_status"] = int(FileStatus.CHECK_FAILED)
+        self.store.update_file(file_id, **changes)
+        self.work.submit(PROBE, file_id)
+
+    def own_file(self, app_id: str, file_id: Any, field: str = "id") -> FileRecord:
+        if not isinstance(file_id, str) or not file_id:
+            raise param_error(f"{field}: required, a file id")
+        record = self.store.get_file(file_id) if is_id(file_id) else None
+        if record is None or record.app_id != app_id:
+            raise param_error(f"{field}: no such file")
+        return record
+
+    def file_status(self, record: FileRecord) -> tuple[int, str]:
+        """What file_detail shows: processing until synced and probed."""
+        if record.uploaded_at is None:
+            return FileStatus.PROCESSING, "waiting for the upload"
+        synced = self.clock.now() >= record.uploaded_at + self.clock.real(
+            self.clock.pacing.file_sync_delay_s
+        )
+        if record.forced_status is not None and synced:
+            return record.forced_status, record.msg or "content check failed (injected fault)"
+        if record.checked_status is None or not synced:
+            return FileStatus.PROCESSING, "processing"
+        if record.checked_status == FileStatus.READY:
+            return FileStatus.READY, "success"
+        return record.checked_status, record.msg
+
+    def file_detail(self, app_id: str, file_id: Any, force_failure: bool) -> dict[str, Any]:
+        record = self.own_file(app_id, file_id)
+        if force_failure and record.forced_status is None:
+            self.store.update_file(
+                record.id,
+                forced_status=int(FileStatus.CHECK_FAILED),
+                msg="content check failed (injected fault)",
+            )
+            record = self.own_file(app_id, file_id)
+        status, msg = self.file_status(record)
+        return {
+            "id": record.id,
+            "service": record.service,
+            "name": record.name,
+            "bytes": record.bytes,
+            "create_time": record.create_time,
+            "file_path": record.blob_key,
+            "status": int(status),
+            "msg": msg,
+        }
+
+    # Voices.
+    def voices(self) -> Sequence[VoiceInfo]:
+        if self._voices is None:
+            self._voices = list(self.renderer.voices())
+        return self._voices
+
+    def voice(self, voice_id: str) -> VoiceInfo | None:
+        return next((v for v in self.voices() if v.id == voice_id), None)
+
+    def audition_path(self, voice_id: str) -> Path | None:
+        """The audition sample of a voice, made by the renderer on first use."""
+        if self.voice(voice_id) is None:
+            return None
+        key = f"audition/{voice_id}.wav"
+        with self._audition_lock:
+            if not self.blobs.exists(key):
+                scratch = self.config.data_dir / "work" / f"audition-{new_id()}.wav"
+                scratch.parent.mkdir(parents=True, exist_ok=True)
+                self.renderer.audition(voice_id, scratch)
+                self.blobs.put_file(key, scratch)
+        return self.blobs.path(key)
+
+    # Tasks.
+    def create_task(self, app_id: str, body: Any, fail_msg: str) -> str:
+        try:
+            params = _wire.validate_create(body)
+        except _wire.CreateFieldError as err:
+            raise param_error(str(err)) from None
+        self._ready_file(
+            app_id, params["video_file_id"], "video_file_id", _wire.SERVICE_LIP_SYNC_VIDEO
+        )
+        if params["audio_type"] == "audio":
+            self._ready_file(
+                app_id, params["audio_file_id"], "audio_file_id", _wire.SERVICE_LIP_SYNC_AUDIO
+            )
+        else:
+            voice_id = params["tts_config"]["audio_man_id"]
+            if self.voice(voice_id) is None:
+                raise param_error(
+                    f"tts_config.audio_man_id: unknown voice {voice_id[:64]!r}; "
+                    "see list_common_audio"
+                )
+        task = TaskRecord(
+            id=new_id(),
+            app_id=app_id,
+            create_time=int(self.clock.now()),
+            params=params,
+            callback=params.get("callback") or "",
+            fail_msg=fail_msg,
+            seed=random.randrange(2**31),
+        )
+        self.store.add_task(task)
+        self.work.submit(RENDER, task.id)
+        return task.id
+
+    def _ready_file(self, app_id: str, file_id: str, field: str, service: str) -> FileRecord:
+        record = self.own_file(app_id, file_id, field)
+        if record.service != service:
+            raise param_error(f"{field}: the file was uploaded for {record.service}, not {service}")
+        status, msg = self.file_status(record)
+        if status != FileStatus.READY:
+            state = "not ready yet (poll file_detail)" if status == 0 else f"unusable ({msg})"
+            raise param_error(f"{field}: the file is {state}")
+        return record
+
+    def own_task(self, app_id: str, task_id: Any) -> TaskRecord:
+        if not isinstance(task_id, str) or not task_id:
+            raise param_error("id: required, a task id")
+        task = self.store.get_task(task_id) if is_id(task_id) else None
+        if task is None or task.app_id != app_id:
+            raise param_error("id: no such task")
+        return task
+
+    def task_view(self, task: TaskRecord, base_url: str) -> dict[str, Any]:
+        done = task.status == TaskStatus.SUCCEEDED
+        return {
+            "id": task.id,
+            "status": task.status,
+            "progress": task.progress,
+            "msg": task.msg,
+            "video_url": f"{base_url}/result/lip-sync/{task.id}.mp4" if done else "",
+            "preview_url": f"{base_url}/result/lip-sync/{task.id}.jpg" if done else "",
+            "duration": task.duration_ms,
+            "create_time": task.create_time,
+        }
+
+    def list_tasks(
+        self, app_id: str | None, page: int, page_size: int, base_url: str
+    ) -> dict[str, Any]:
+        tasks, total = self.store.list_tasks(app_id, (page - 1) * page_size, page_size)
+        return {
+            "list": [self.task_view(t, base_url) for t in tasks],
+            "page_info": {
+                "page": page,
+                "size": page_size,
+                "total_count": total,
+                "total_page": math.ceil(total / page_size) if total else 0,
+            },
+        }
+
+    def result_path(self, name: str) -> Path | None:
+        """The local file of a result download name (``<task id>.mp4`` or ``.jpg``)."""
+        task_id, dot, ext = name.partition(".")
+        if not dot or ext not in ("mp4", "jpg") or not is_id(task_id):
+            return None
+        task = self.store.get_task(task_id)
+        if task is None or task.status != TaskStatus.SUCCEEDED:
+            return None
+        key = f"results/{task_id}.{ext}"
+        return self.blobs.path(key) if self.blobs.exists(key) else None
+
+    # Restart.
+    def resume(self) -> None:
+        """Requeue files not yet probed and tasks a previous run left unfinished."""
+        for record in self.store.files_awaiting_probe():
+            self.work.submit(PROBE, record.id)
+        for task in self.store.unfinished_tasks():
+            if task.status == TaskStatus.GENERATING:
+                self.store.update_task(
+                    task.id,
+                    status=int(TaskStatus.QUEUED),
+                    progress=0,
+                    msg="resumed after a sandbox restart",
+                )
+            self.work.submit(RENDER, task.id)

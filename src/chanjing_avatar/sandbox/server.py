@@ -1,0 +1,214 @@
+"""Running the sandbox: in the foreground (``serve``) or embedded in a thread (``Sandbox``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+
+from ..render.base import Renderer
+from .admin import SandboxAdmin
+from .app import create_app
+from .blobs import LocalBlobStore
+from .callbacks import CallbackSender
+from .clock import Clock, Pacing
+from .config import SandboxConfig
+from .core import PROBE, RENDER, SandboxCore
+from .faults import FaultInjector
+from .ids import new_secret
+from .jobs import probe_file, render_task
+from .queue import ThreadWorkQueue
+from .signing import UploadSigner
+from .stats import Stats
+from .store_sqlite import SqliteStore
+
+log = logging.getLogger("chanjing_avatar.sandbox")
+
+
+def resolve_renderer(choice: Renderer | str) -> Renderer:
+    if not isinstance(choice, str):
+        return choice
+    from ..render import get_renderer
+
+    return get_renderer(choice)
+
+
+class Sandbox:
+    """A sandbox server; as a context manager it runs uvicorn in a background thread.
+
+    >>> with Sandbox(SandboxConfig(data_dir=tmp)) as sb:   # doctest: +SKIP
+    ...     sb.base_url, sb.app_id, sb.secret_key
+    """
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._admin: SandboxAdmin | None = None
+        self.base_url = ""
+        self.app_id = ""
+        self.secret_key = ""
+        self._build()
+
+    def _build(self) -> None:
+        cfg = self.config
+        data_dir = Path(cfg.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = SqliteStore(data_dir / "sandbox.db")
+        self.blobs = LocalBlobStore(data_dir / "blobs")
+        self.stats = Stats()
+        self.faults = FaultInjector(cfg.faults if cfg.faults_enabled else (), seed=cfg.fault_seed)
+        self.clock = Clock(Pacing(cfg.time_scale, cfg.file_sync_delay_s, cfg.task_min_duration_s))
+        self.work = ThreadWorkQueue()
+        self.callbacks = CallbackSender(cfg.callback, self.clock.real, self._callback_outcome)
+        self.core = SandboxCore(
+            cfg,
+            self.store,
+            self.blobs,
+            self.work,
+            self.clock,
+            resolve_renderer(cfg.renderer),
+            self.callbacks,
+        )
+        self.work.register(
+            PROBE, lambda file_id: probe_file(self.core, file_id), cfg.probe_concurrency
+        )
+        self.work.register(
+            RENDER, lambda task_id: render_task(self.core, task_id), cfg.render_concurrency
+        )
+        self.app_id, self.secret_key = self._default_app()
+        for app_id, secret in cfg.extra_apps.items():
+            self.store.add_app(app_id, secret)
+        signer = UploadSigner(self._signing_key())
+        self.app = create_app(self.core, signer, self.faults, self.stats)
+
+    def _default_app(self) -> tuple[str, str]:
+        """The given pair, or the one this data dir was first given (made up if none)."""
+        store, cfg = self.store, self.config
+        app_id = cfg.app_id or store.get_meta("default_app_id") or new_secret()
+        secret = cfg.secret_key or (store.app_secret(app_id) if not cfg.app_id else None)
+        secret = secret or new_secret()
+        store.add_app(app_id, secret)
+        store.set_meta("default_app_id", app_id)
+        return app_id, secret
+
+    def _signing_key(self) -> bytes:
+        key = self.store.get_meta("signing_key")
+        if key is None:
+            key = new_secret() + new_secret()
+            self.store.set_meta("signing_key", key)
+        return key.encode()
+
+    def _callback_outcome(self, task_id: str, outcome: str) -> None:
+        self.stats.request("callback")
+        self.stats.response("callback", outcome if outcome == "error" else f"http_{outcome}")
+
+    def _uvicorn(self) -> uvicorn.Server:
+        config = uvicorn.Config(
+            self.app,
+            host=self.config.host,
+            port=self.config.port,
+            http="auto",  # httptools when installed (the sandbox extra), else h11
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
+        return uvicorn.Server(config)
+
+    def _started(self, server: uvicorn.Server) -> None:
+        port = self.config.port
+        for s in server.servers:
+            for sock in s.sockets:
+                port = sock.getsockname()[1]
+        host = self.config.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
+        self.base_url = f"http://{shown}:{port}"
+        self.core.public_url = (self.config.public_url or self.base_url).rstrip("/")
+        self.work.start()
+        self.core.resume()
+
+    # Embedded.
+    def start(self, timeout: float = 30.0) -> Sandbox:
+        server = self._uvicorn()
+        self._server = server
+        self._thread = threading.Thread(target=server.run, name="sandbox-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self._shutdown_parts()
+                raise RuntimeError(
+                    f"sandbox did not start on {self.config.host}:{self.config.port}"
+                )
+            time.sleep(0.01)
+        self._started(server)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(15)
+        self._server = self._thread = None
+        self._shutdown_parts()
+
+    def _shutdown_parts(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        self.work.stop()
+        self.callbacks.close()
+        self.store.close()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def admin(self) -> SandboxAdmin:
+        if not self.config.admin:
+            raise RuntimeError("the admin endpoints are off: start with SandboxConfig(admin=True)")
+        if not self.base_url:
+            raise RuntimeError("the sandbox is not running")
+        if self._admin is None:
+            self._admin = SandboxAdmin(self.base_url)
+        return self._admin
+
+    # Foreground.
+    def serve(self, on_ready: Callable[[Sandbox], None] | None = None) -> None:
+        """Run until interrupted (Ctrl-C / SIGTERM); ``on_ready`` is called once listening."""
+        server = self._uvicorn()
+        self._server = server
+        watcher = threading.Thread(
+            target=self._when_started, args=(server, on_ready), name="sandbox-ready", daemon=True
+        )
+        watcher.start()
+        try:
+            server.run()
+        finally:
+            self._server = None
+            self._shutdown_parts()
+
+    def _when_started(
+        self, server: uvicorn.Server, on_ready: Callable[[Sandbox], None] | None
+    ) -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.02)
+        if server.started:
+            self._started(server)
+            if on_ready is not None:
+                on_ready(self)

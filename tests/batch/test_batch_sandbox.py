@@ -1,0 +1,183 @@
+"""The batch runner against the sandbox: faults, exactly-once, outputs intact, billing, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+
+from chanjing_avatar import AsyncClient
+from chanjing_avatar.batch.journal import Journal, RowState
+from chanjing_avatar.batch.manifest import load_manifest
+from chanjing_avatar.batch.report import build_report
+from chanjing_avatar.batch.runner import BatchOptions, BatchRunner, run_batch
+from chanjing_avatar.sandbox import Sandbox
+
+from .support import client_kwargs, sandbox_config, write_manifest
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def expected_output(task_id: str, size: int = 64 * 1024) -> str:
+    seed = hashlib.sha256(task_id.encode()).digest()
+    return hashlib.sha256((seed * (size // len(seed) + 1))[:size]).hexdigest()
+
+
+def options(outdir: Path, **kw: object) -> BatchOptions:
+    base: dict[str, object] = dict(
+        outdir=outdir, poll_interval=0.2, settle=2.5, clock_offset=(-1.0, 1.0), guard=3.0,
+        create_backoff=0.3,
+    )
+    base.update(kw)
+    return BatchOptions(**base)  # type: ignore[arg-type]
+
+
+def check_exactly_once(sb: Sandbox, journal_path: Path, outdir: Path) -> Journal:
+    """No task created twice, every output whole, every row done or failed with a reason."""
+    j = Journal(journal_path)
+    rows = j.rows()
+    server_tasks = {t["id"] for t in sb.admin.tasks()}
+    claimed = j.claimed_task_ids()
+    # Every task on the server belongs to exactly one row, and rows own one task per attempt.
+    assert server_tasks == claimed, (server_tasks - claimed, claimed - server_tasks)
+    owners = [r.task_id for r in rows if r.task_id]
+    assert len(owners) == len(set(owners))
+    for r in rows:
+        assert r.state in (RowState.DONE, RowState.FAILED), (r.id, r.state)
+        if r.state == RowState.FAILED:
+            assert r.error, r.id
+        else:
+            path = Path(r.output_path or "")
+            assert path.parent == outdir and path.name == f"{r.id}.mp4"
+            data = path.read_bytes()
+            assert len(data) == r.output_size
+            assert hashlib.sha256(data).hexdigest() == r.output_sha256
+            assert r.output_sha256 == expected_output(r.task_id or "")
+    assert not list(outdir.glob(".*.part")), "half-written files left behind"
+    return j
+
+
+API_FAULTS = ["40001", "50000", "502", "drop", "delay:1.6", "invalidate_token"]
+# The object store and the CDN answer no envelopes: gateway pages, cuts and stalls only.
+BLOB_FAULTS = ["502", "drop", "delay:1.6"]
+
+
+def fault_script(n: int, rate: float, seed: int, kinds: list[str] = API_FAULTS) -> list[str | None]:
+    rng = random.Random(seed)
+    return [rng.choice(kinds) if rng.random() < rate else None for _ in range(n)]
+
+
+def inject_faults(sb: Sandbox, rate: float, seed: int) -> None:
+    for i, endpoint in enumerate(("upload", "download")):
+        sb.admin.add_fault(endpoint, sequence=fault_script(500, rate, seed + i, BLOB_FAULTS))
+    sb.admin.add_fault("*", sequence=fault_script(3000, rate, seed + 7))
+
+
+def test_fifty_rows_with_twenty_percent_faults(tmp_path: Path) -> None:
+    with Sandbox(sandbox_config(tmp_path / "sb", create_per_s=20)) as sb:
+        manifest = write_manifest(tmp_path / "in", 50, videos=3, audio_every=7)
+        inject_faults(sb, 0.2, seed=5)
+        outdir = tmp_path / "out"
+
+        async def main() -> None:
+            async with AsyncClient(**client_kwargs(sb, tmp_path, create_per_s=20,
+                                                   read_timeout=1.0)) as c:
+                await run_batch(c, load_manifest(manifest), options(outdir, upload_timeout=15))
+
+        asyncio.run(main())
+        stats = sb.admin.stats()["responses"]
+        faults_seen = sum(
+            n for outcomes in stats.values() for k, n in outcomes.items()
+            if k in ("40001", "50000", "http_502", "dropped")
+        )
+        assert faults_seen >= 10, stats
+        j = check_exactly_once(sb, outdir / "batch-journal.sqlite", outdir)
+        done = sum(1 for r in j.rows() if r.state == RowState.DONE)
+        assert done == 50
+        # Unknown outcomes were reconciled, and each one's decision is journalled.
+        recon = j.events(kind="reconcile")
+        assert recon, "expected some creates with unknown outcome"
+        assert {e["detail"]["decision"] for e in recon} <= {"adopted", "recreate"}
+        # Two distinct clips + one audio were uploaded once each.
+        assert sb.admin.count("create_upload_url", 0) >= 4
+        report = build_report(j)
+        assert report["complete"] and report["counts"] == {"done": 50}
+
+
+def test_billing_failure_stops_new_creates_and_retry_failed(tmp_path: Path) -> None:
+    with Sandbox(sandbox_config(tmp_path / "sb", render_s=0.6, create_per_s=5)) as sb:
+        manifest = write_manifest(tmp_path / "in", 8, videos=1)
+        # The second create's task fails for lack of balance.
+        sb.admin.add_fault("lipsync_create", sequence=[None, "task_failure"])
+        outdir = tmp_path / "out"
+
+        async def main(**kw: object) -> None:
+            async with AsyncClient(**client_kwargs(sb, tmp_path, create_per_s=2, burst=1)) as c:
+                await run_batch(c, load_manifest(manifest), options(outdir, **kw))
+
+        asyncio.run(main())
+        j = Journal(outdir / "batch-journal.sqlite")
+        counts = j.counts()
+        assert j.row("row001").error_kind == "billing"
+        # Creating stopped as soon as the failure was seen: not every row got a task.
+        assert counts.get(RowState.PENDING, 0) >= 1, counts
+        created_before = len(sb.admin.tasks())
+        j.close()
+        asyncio.run(main(retry_failed=True))
+        j = check_exactly_once(sb, outdir / "batch-journal.sqlite", outdir)
+        assert all(r.state == RowState.DONE for r in j.rows())
+        # Exactly one new task per row that had none or had failed.
+        assert len(sb.admin.tasks()) == 8 + 1
+        assert created_before < 9
+
+
+def test_resume_skips_done_rows_and_refetches_lost_output(tmp_path: Path) -> None:
+    with Sandbox(sandbox_config(tmp_path / "sb")) as sb:
+        manifest = write_manifest(tmp_path / "in", 4, videos=1)
+        outdir = tmp_path / "out"
+
+        async def main() -> None:
+            async with AsyncClient(**client_kwargs(sb, tmp_path)) as c:
+                await run_batch(c, load_manifest(manifest), options(outdir))
+
+        asyncio.run(main())
+        (outdir / "row002.mp4").unlink()
+        (outdir / "row003.mp4").write_bytes(b"truncated")
+        asyncio.run(main())
+        check_exactly_once(sb, outdir / "batch-journal.sqlite", outdir)
+        assert len(sb.admin.tasks()) == 4
+        assert sb.admin.count("lipsync_create") == 4
+
+
+def test_cancel_stops_creating_and_resume_finishes(tmp_path: Path) -> None:
+    with Sandbox(sandbox_config(tmp_path / "sb", create_per_s=4, burst=1)) as sb:
+        manifest = write_manifest(tmp_path / "in", 10, videos=1)
+        outdir = tmp_path / "out"
+
+        async def first() -> None:
+            async with AsyncClient(**client_kwargs(sb, tmp_path, create_per_s=4, burst=1)) as c:
+                runner = BatchRunner(c, load_manifest(manifest), options(outdir))
+                task = asyncio.ensure_future(runner.run())
+                while (runner.progress.creates_this_run < 3):
+                    await asyncio.sleep(0.05)
+                runner.cancel()
+                await task
+
+        asyncio.run(first())
+        j = Journal(outdir / "batch-journal.sqlite")
+        # Nothing is left half-way: every row is pending, or owns a task.
+        assert all(r.state in (RowState.PENDING, RowState.CREATED, RowState.SUCCEEDED,
+                               RowState.DONE) for r in j.rows())
+        assert j.counts().get(RowState.PENDING, 0) >= 3
+        j.close()
+
+        async def again() -> None:
+            async with AsyncClient(**client_kwargs(sb, tmp_path, create_per_s=4, burst=1)) as c:
+                await run_batch(c, load_manifest(manifest), options(outdir))
+
+        asyncio.run(again())
+        check_exactly_once(sb, outdir / "batch-journal.sqlite", outdir)
+        assert len(sb.admin.tasks()) == 10

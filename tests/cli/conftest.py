@@ -1,0 +1,246 @@
+"""CLI tests: the INSTALLED command run as a subprocess against a sandbox in this process.
+
+The sandbox renders with a stub (copies the input video) so that the tests measure the CLI, not
+the renderer; ``test_local.py`` runs the real embedded stack once. Every run is checked for a
+traceback, for a one-line error on failure, and for secrets in its output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(sys.executable).parent
+CLI = BIN_DIR / "chanjing-avatar"
+SCRIPTS = REPO / "skills" / "chanjing-avatar" / "scripts"
+
+VOICE_ZH = "0" * 31 + "1"
+VOICE_EN = "0" * 31 + "2"
+# Query values that would be a signature or token if they ever reached the output.
+SIGNED_QUERY = re.compile(r"(?:Signature|Expires|sig|token)=(?!\*\*\*)[^&\s\"']+", re.IGNORECASE)
+
+
+class StubRenderer:
+    """Copies the driving video as the result; the text steers it: FAIL fails, SLOW takes ~4 s."""
+
+    name = "cli-test-stub"
+
+    def voices(self) -> list[object]:
+        from chanjing_avatar.render.base import VoiceInfo
+
+        return [
+            VoiceInfo(id=VOICE_ZH, name="晓晓", gender="female", lang="zh", desc="测试"),
+            VoiceInfo(id=VOICE_EN, name="Ava", gender="female", lang="en", desc="test"),
+        ]
+
+    def render(self, job: object, progress: object) -> object:
+        from chanjing_avatar.render.base import RenderError, RenderResult, TtsSpeech
+
+        speech = job.speech  # type: ignore[attr-defined]
+        text = "".join(speech.text) if isinstance(speech, TtsSpeech) else ""
+        if "FAIL" in text:
+            raise RenderError("the stub renderer was told to fail")
+        steps = 20 if "SLOW" in text else 2
+        for i in range(steps):
+            progress(int(100 * i / steps))  # type: ignore[operator]
+            time.sleep(0.2 if "SLOW" in text else 0.05)
+        shutil.copyfile(job.video_path, job.output_video)  # type: ignore[attr-defined]
+        from PIL import Image
+
+        Image.new("RGB", (16, 16), (200, 100, 50)).save(job.output_preview, "JPEG")  # type: ignore[attr-defined]
+        return RenderResult(duration_ms=1000)
+
+    def audition(self, voice_id: str, out_path: Path) -> None:
+        write_wav(out_path)
+
+
+def write_wav(path: Path, seconds: float = 0.5) -> Path:
+    import math
+
+    rate = 16000
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        frames = bytearray()
+        for i in range(int(rate * seconds)):
+            v = int(8000 * math.sin(2 * math.pi * 440 * i / rate))
+            frames += v.to_bytes(2, "little", signed=True)
+        w.writeframes(bytes(frames))
+    return path
+
+
+def write_mp4(path: Path, size: int = 128, frames: int = 10) -> Path:
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            img = np.full((size, size, 3), (i * 20) % 255, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@dataclass
+class Result:
+    args: Sequence[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def out(self) -> str:
+        return self.stdout.strip()
+
+    def json(self) -> object:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class Env:
+    """A sandbox plus everything a CLI run needs to reach it."""
+
+    sb: object
+    base_url: str
+    app_id: str
+    secret_key: str
+    creds_dir: Path
+    home: Path
+    video: Path
+    audio: Path
+    tokens: set[str]
+
+    def environ(self, **extra: str | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHANJING_")}
+        env.update(
+            HOME=str(self.home),
+            XDG_DATA_HOME=str(self.home / ".local" / "share"),
+            LANG="C.UTF-8",
+            PYTHONIOENCODING="utf-8",
+            COLUMNS="200",
+            CHANJING_OPENAPI_BASE_URL=self.base_url,
+            CHANJING_OPENAPI_CREDENTIALS_DIR=str(self.creds_dir),
+        )
+        for k, v in extra.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
+        return env
+
+    def _collect_tokens(self) -> None:
+        for path in self.home.rglob("credentials*.json"):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("access_token"), str):
+                self.tokens.add(data["access_token"])
+
+    def check_output(self, r: Result, *, allow_secret: bool = False) -> None:
+        text = r.stdout + r.stderr
+        assert "Traceback" not in text, text
+        if r.returncode != 0:
+            lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+            assert lines, f"no error line for exit {r.returncode}"
+            assert lines[0].startswith(("error:", "get_upload_url:", "upload_file:",
+                                        "create_task:", "poll_task:")), lines
+            extra = [ln for ln in lines[1:] if not ln.startswith("  detail:")]
+            assert not extra, f"more than one error line: {lines}"
+        if allow_secret:
+            return
+        self._collect_tokens()
+        for secret in {self.secret_key, *self.tokens}:
+            assert secret not in text, f"a secret leaked in {r.args}: {text}"
+        assert not SIGNED_QUERY.search(text), f"a signed URL leaked in {r.args}: {text}"
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 60,
+            allow_secret: bool = False, env: dict[str, str] | None = None,
+            cwd: Path | None = None, exe: Sequence[str] | None = None) -> Result:
+        cmd = [*(exe or [str(CLI)]), *args]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, encoding="utf-8", input=input,
+            timeout=timeout, env=env or self.environ(), cwd=cwd or self.home,
+        )
+        r = Result(args, proc.returncode, proc.stdout, proc.stderr)
+        self.check_output(r, allow_secret=allow_secret)
+        return r
+
+    def script(self, name: str, *args: str, **kw: object) -> Result:
+        return self.run(*args, exe=[sys.executable, str(SCRIPTS / name)], **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    if not CLI.exists():
+        pytest.skip(f"{CLI} is not installed (pip install -e .)")
+    sandbox = pytest.importorskip("chanjing_avatar.sandbox")
+    root = tmp_path_factory.mktemp("cli")
+    home = root / "home"
+    creds = home / ".chanjing"
+    creds.mkdir(parents=True)
+    config = sandbox.SandboxConfig(
+        data_dir=root / "sandbox",
+        renderer=StubRenderer(),
+        admin=True,
+        file_sync_delay_s=0.0,
+        rate_limits_enabled=False,
+    )
+    with sandbox.Sandbox(config) as sb:
+        (creds / "credentials.json").write_text(
+            json.dumps({"app_id": sb.app_id, "secret_key": sb.secret_key})
+        )
+        yield Env(
+            sb=sb,
+            base_url=sb.base_url,
+            app_id=sb.app_id,
+            secret_key=sb.secret_key,
+            creds_dir=creds,
+            home=home,
+            video=write_mp4(root / "face.mp4"),
+            audio=write_wav(root / "speech.wav"),
+            tokens=set(),
+        )
+
+
+@pytest.fixture
+def env(cli_env: Env) -> Iterator[Env]:
+    yield cli_env
+    cli_env.sb.admin.clear_faults()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def video_file_id(cli_env: Env) -> str:
+    r = cli_env.run("upload", str(cli_env.video), "--service", "lip_sync_video")
+    assert r.returncode == 0, r.stderr
+    return r.out
+
+
+@pytest.fixture(scope="session")
+def done_task(cli_env: Env, video_file_id: str) -> str:
+    """A finished task, for status / wait / download."""
+    r = cli_env.run("create", "--video-file-id", video_file_id, "--text", "你好，世界",
+                    "--voice", VOICE_ZH)
+    assert r.returncode == 0, r.stderr
+    task_id = r.out
+    r = cli_env.run("wait", task_id, "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+    return task_id

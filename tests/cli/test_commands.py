@@ -1,0 +1,267 @@
+"""Every subcommand of the installed ``chanjing-avatar`` against the sandbox, with exit codes."""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from pathlib import Path
+
+from .conftest import VOICE_EN, VOICE_ZH, Env
+
+# -- auth ---------------------------------------------------------------------------------------
+
+
+def test_auth_set_reads_secret_from_stdin_and_verifies(env: Env, tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    r = env.run("auth", "set", "--app-id", env.app_id, "--credentials-dir", str(creds),
+                input=env.secret_key + "\n")
+    assert r.returncode == 0, r.stderr
+    path = creds / "credentials.json"
+    data = json.loads(path.read_text())
+    assert data["app_id"] == env.app_id and data["secret_key"] == env.secret_key
+    assert data["access_token"] and data["expire_in"] > 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    env.tokens.add(data["access_token"])
+
+    r = env.run("auth", "status", "--credentials-dir", str(creds), "--json")
+    assert r.returncode == 0, r.stderr
+    info = r.json()
+    assert info["app_id"] == {"value": env.app_id, "source": f"file {path}"}
+    assert info["secret_key"]["value"].endswith(f"({len(env.secret_key)} chars)")
+    assert info["token"]["expires"] and info["base_url"]["source"].startswith("env ")
+
+    r = env.run("auth", "token", "--credentials-dir", str(creds), allow_secret=True)
+    assert r.returncode == 0 and r.out == json.loads(path.read_text())["access_token"]
+
+
+def test_auth_set_refuses_a_bad_pair_and_writes_nothing(env: Env, tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    r = env.run("auth", "set", "--app-id", env.app_id, "--credentials-dir", str(creds),
+                input="not-the-secret\n")
+    assert r.returncode == 3, r.stderr
+    assert not (creds / "credentials.json").exists()
+
+
+def test_auth_status_without_credentials_is_exit_3(env: Env, tmp_path: Path) -> None:
+    r = env.run("auth", "status", "--credentials-dir", str(tmp_path))
+    assert r.returncode == 3
+    assert "auth set" in r.stderr
+    assert "app_id:" in r.stdout
+
+
+# -- voices, upload -------------------------------------------------------------------------------
+
+
+def test_voices_json_and_filters(env: Env) -> None:
+    r = env.run("voices", "--json")
+    assert r.returncode == 0, r.stderr
+    ids = [v["id"] for v in r.json()]  # type: ignore[union-attr]
+    assert VOICE_ZH in ids and VOICE_EN in ids
+    r = env.run("voices", "--lang", "zh", "--gender", "female", "--search", "晓")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].split("\t")[:2] == [VOICE_ZH, "晓晓"]  # pipe: TSV
+
+
+def test_upload_prints_the_file_id(env: Env, video_file_id: str) -> None:
+    assert len(video_file_id) >= 6 and "\n" not in video_file_id
+    r = env.run("upload", str(env.audio), "--service", "lip_sync_audio", "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.json()["status"] == 1  # type: ignore[index]
+
+
+def test_upload_bad_input_is_exit_2(env: Env, tmp_path: Path) -> None:
+    r = env.run("upload", str(tmp_path / "missing.mp4"), "--service", "lip_sync_video")
+    assert r.returncode == 2 and "not found" in r.stderr
+    wrong = tmp_path / "face.avi"
+    wrong.write_bytes(b"x" * 10)
+    r = env.run("upload", str(wrong), "--service", "lip_sync_video")
+    assert r.returncode == 2 and ".avi" in r.stderr
+    r = env.run("upload", str(env.video), "--service", "nope")
+    assert r.returncode == 2 and "unknown service" in r.stderr
+
+
+# -- create, status, list, wait, download -------------------------------------------------
+
+
+def test_create_from_local_files_with_audio(env: Env) -> None:
+    r = env.run("create", "--video", str(env.video), "--audio", str(env.audio), "--json")
+    assert r.returncode == 0, r.stderr
+    data = r.json()
+    assert data["task_id"] and data["audio_file_id"]  # type: ignore[index]
+
+
+def test_create_bad_input_is_exit_2(env: Env, video_file_id: str, tmp_path: Path) -> None:
+    base = ["create", "--video-file-id", video_file_id]
+    cases = [
+        (["--text", "   ", "--voice", VOICE_ZH], "--text: must not be empty"),
+        (["--text", "hi", "--voice", VOICE_ZH, "--speed", "3"], "--speed"),
+        (["--text", "hi"], "--voice is required"),
+        (["--text", "hi", "--voice", VOICE_ZH, "--audio-file-id", video_file_id], "not both"),
+        (["--text-file", str(tmp_path / "nope.txt"), "--voice", VOICE_ZH], "not found"),
+    ]
+    for extra, expected in cases:
+        r = env.run(*base, *extra)
+        assert r.returncode == 2, (extra, r.stderr)
+        assert expected in r.stderr, (extra, r.stderr)
+
+
+def test_create_unknown_voice_is_exit_2(env: Env, video_file_id: str) -> None:
+    r = env.run("create", "--video-file-id", video_file_id, "--text", "hi",
+                "--voice", "f" * 32, "--verbose")
+    assert r.returncode == 2, r.stderr
+    assert "detail:" in r.stderr  # --verbose adds a line, no secrets (checked by env.run)
+
+
+def test_status_list_wait_download(env: Env, done_task: str, tmp_path: Path) -> None:
+    r = env.run("status", done_task, "--json")
+    assert r.returncode == 0, r.stderr
+    task = r.json()
+    assert task["status"] == 20 and task["status_name"] == "succeeded"  # type: ignore[index]
+    r = env.run("status", done_task)
+    assert "succeeded" in r.stdout
+
+    r = env.run("list", "--page", "1", "--page-size", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    page = r.json()
+    assert page["page"] == 1 and len(page["tasks"]) <= 2  # type: ignore[index,arg-type]
+    r = env.run("--json", "list", "--all")
+    assert done_task in [t["id"] for t in r.json()["tasks"]]  # type: ignore[index]
+
+    r = env.run("wait", done_task)
+    assert r.returncode == 0 and "succeeded" in r.stdout
+
+    out = tmp_path / "out.mp4"
+    r = env.run("download", done_task, "-o", str(out), "--preview")
+    assert r.returncode == 0, r.stderr
+    assert r.out == str(out) and out.stat().st_size == env.video.stat().st_size
+    assert out.with_suffix(".jpg").exists()
+    r = env.run("download", done_task, "-o", str(out))
+    assert r.returncode == 2 and "--overwrite" in r.stderr
+    r = env.run("download", done_task, "-o", str(out), "--overwrite", "--json")
+    assert r.returncode == 0 and r.json()["bytes"] == out.stat().st_size  # type: ignore[index]
+
+
+def test_unknown_task_is_an_error(env: Env, tmp_path: Path) -> None:
+    r = env.run("status", "0" * 32)
+    assert r.returncode in (1, 2), r.stderr
+    r = env.run("download", "0" * 32, "-o", str(tmp_path / "x.mp4"))
+    assert r.returncode in (1, 2) and not (tmp_path / "x.mp4").exists()
+
+
+def test_failed_task_is_exit_1(env: Env, video_file_id: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    r = env.run("make", "--video", str(env.video), "--text", "FAIL", "--voice", VOICE_EN,
+                "-o", str(out))
+    assert r.returncode == 1 and "told to fail" in r.stderr
+    assert not out.exists()
+
+
+def test_billing_failure_is_exit_1(env: Env, video_file_id: str) -> None:
+    env.sb.admin.add_fault("lipsync_create", "task_failure", times=1)  # type: ignore[attr-defined]
+    r = env.run("create", "--video-file-id", video_file_id, "--text", "hi", "--voice", VOICE_EN)
+    assert r.returncode == 0, r.stderr
+    r = env.run("wait", r.out)
+    assert r.returncode == 1 and "billing" in r.stderr
+
+
+def test_wait_timeout_is_exit_4(env: Env, video_file_id: str) -> None:
+    r = env.run("create", "--video-file-id", video_file_id, "--text", "SLOW", "--voice",
+                VOICE_EN)
+    assert r.returncode == 0, r.stderr
+    r = env.run("wait", r.out, "--timeout", "0.5")
+    assert r.returncode == 4, r.stderr
+
+
+def test_outcome_unknown_is_exit_5(env: Env, video_file_id: str) -> None:
+    env.sb.admin.add_fault("lipsync_create", "drop", times=1)  # type: ignore[attr-defined]
+    r = env.run("create", "--video-file-id", video_file_id, "--text", "hi", "--voice", VOICE_EN)
+    assert r.returncode == 5, r.stderr
+    assert "chanjing-avatar list" in r.stderr
+
+
+def test_server_error_is_exit_1(env: Env) -> None:
+    env.sb.admin.add_fault("list_common_audio", "code:40002")  # type: ignore[attr-defined]
+    r = env.run("voices")
+    assert r.returncode == 1, r.stderr
+
+
+# -- make -----------------------------------------------------------------------------------------
+
+
+def test_make_one_command(env: Env, tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "out.mp4"
+    text = "君不见黄河之水天上来，奔流到海不复回。"
+    r = env.run("make", "--video", str(env.video), "--text", text, "--voice", VOICE_ZH,
+                "-o", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    data = r.json()
+    assert data["path"] == str(out) and data["bytes"] == out.stat().st_size  # type: ignore[index]
+    assert data["duration"] == 1.0  # type: ignore[index]
+    # Human output: path, duration, size; a long text from a file, untouched.
+    text_file = tmp_path / "long.txt"
+    text_file.write_text("长文本。" * 300, encoding="utf-8")
+    out2 = tmp_path / "out2.mp4"
+    r = env.run("make", "--video", str(env.video), "--text-file", str(text_file),
+                "--voice", VOICE_ZH, "-o", str(out2))
+    assert r.returncode == 0, r.stderr
+    assert r.out.startswith(str(out2)) and "1.0 s" in r.out
+
+
+def test_make_bad_input_leaves_no_file(env: Env, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    cases = [
+        (["--video", str(tmp_path / "missing.mp4"), "--text", "hi", "--voice", VOICE_EN], 2),
+        (["--video", str(env.video), "--text", "", "--voice", VOICE_EN], 2),
+        (["--video", str(env.video), "--text", "hi", "--voice", VOICE_EN, "--speed", "0.1"], 2),
+        (["--video", str(env.video), "--text", "hi", "--voice", "f" * 32], 2),
+        (["--video", str(env.audio), "--text", "hi", "--voice", VOICE_EN], 2),
+    ]
+    for extra, code in cases:
+        r = env.run("make", *extra, "-o", str(out))
+        assert r.returncode == code, (extra, r.stderr)
+        assert not out.exists() and not list(tmp_path.glob(".*.part")), extra
+
+
+def test_bad_and_missing_credentials_are_exit_3(env: Env, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "credentials.json").write_text(
+        json.dumps({"app_id": env.app_id, "secret_key": "wrong-secret-key"})
+    )
+    r = env.run("make", "--video", str(env.video), "--text", "hi", "--voice", VOICE_EN,
+                "-o", str(out), "--credentials-dir", str(wrong), "--verbose")
+    assert r.returncode == 3, r.stderr
+    assert "wrong-secret-key" not in r.stdout + r.stderr
+    corrupted = tmp_path / "corrupted"
+    corrupted.mkdir()
+    (corrupted / "credentials.json").write_text('{"app_id": "abc", "secret_key": ')
+    r = env.run("voices", "--credentials-dir", str(corrupted))
+    assert r.returncode == 3 and "not valid JSON" in r.stderr
+    r = env.run("voices", "--credentials-dir", str(tmp_path / "empty"))
+    assert r.returncode == 3 and "auth set" in r.stderr
+    assert not out.exists()
+
+
+def test_unreachable_server_is_exit_1(env: Env, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    environ = env.environ(CHANJING_OPENAPI_BASE_URL="http://127.0.0.1:9")
+    r = env.run("make", "--video", str(env.video), "--text", "hi", "--voice", VOICE_EN,
+                "-o", str(out), env=environ, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "127.0.0.1:9" in r.stderr or "network" in r.stderr
+    assert not out.exists()
+
+
+def test_usage_errors_are_one_line_exit_2(env: Env) -> None:
+    for args in (["statu", "x"], ["upload"], ["list", "--page", "0"], ["make", "--bogus"]):
+        r = env.run(*args)
+        assert r.returncode == 2, (args, r.stderr)
+    r = env.run()
+    assert r.returncode == 0 and "Usage" in r.stdout  # a bare command asks for its help
+    r = env.run("--help")
+    assert r.returncode == 0 and "make" in r.stdout and "Exit codes" in r.stdout
+    r = env.run("--version", exe=[sys.executable, "-m", "chanjing_avatar"])
+    assert r.returncode == 0 and r.out.startswith("chanjing-avatar ")

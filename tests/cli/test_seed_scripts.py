@@ -1,0 +1,73 @@
+"""The seed's four scripts, run exactly as the seed's examples: `python skills/.../NAME ...`,
+base URL and credentials folder from the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .conftest import REPO, VOICE_ZH, Env
+
+
+def test_seed_example_tts(env: Env) -> None:
+    # VIDEO_FILE_ID=$(python skills/chanjing-avatar/scripts/upload_file --service ... --file ...)
+    r = env.script("upload_file", "--service", "lip_sync_video", "--file", str(env.video),
+                   cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    video_file_id = r.out
+    assert video_file_id and len(r.stdout.splitlines()) == 1
+
+    r = env.script("create_task", "--video-file-id", video_file_id,
+                   "--text", "君不见黄河之水天上来", "--audio-man-id", VOICE_ZH, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    task_id = r.out
+    assert len(r.stdout.splitlines()) == 1
+
+    r = env.script("poll_task", "--id", task_id, cwd=REPO, allow_secret=True)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 1
+    assert r.out.startswith(env.base_url) and task_id in r.out
+
+
+def test_seed_example_audio_and_options(env: Env) -> None:
+    v = env.script("upload_file", "--service", "lip_sync_video", "--file", str(env.video))
+    a = env.script("upload_file", "--service", "lip_sync_audio", "--file", str(env.audio))
+    assert v.returncode == 0 and a.returncode == 0, v.stderr + a.stderr
+    r = env.script("create_task", "--video-file-id", v.out, "--audio-file-id", a.out,
+                   "--screen-width", "640", "--screen-height", "360", "--model", "1",
+                   "--volume", "80", "--backway", "2", "--drive-mode", "random")
+    assert r.returncode == 0, r.stderr
+    assert len(r.out) == 32
+
+
+def test_get_upload_url_prints_json(env: Env) -> None:
+    r = env.script("get_upload_url", "--service", "lip_sync_video", "--name", "1.mp4",
+                   allow_secret=True)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert set(data) == {"sign_url", "mime_type", "file_id"}
+    assert data["mime_type"] == "video/mp4" and "Signature=" in data["sign_url"]
+
+
+def test_seed_scripts_errors(env: Env, tmp_path: Path) -> None:
+    r = env.script("upload_file", "--service", "lip_sync_video",
+                   "--file", str(tmp_path / "missing.mp4"))
+    assert r.returncode == 2 and r.stdout == "" and "upload_file: error:" in r.stderr
+    r = env.script("create_task", "--video-file-id", "abcdef", "--text", "hi")
+    assert r.returncode == 2 and "--audio-man-id" in r.stderr
+    r = env.script("create_task", "--video-file-id", "abcdef", "--text", "hi",
+                   "--audio-man-id", VOICE_ZH, "--speed", "5")
+    assert r.returncode == 2 and "speed" in r.stderr
+    r = env.script("poll_task")
+    assert r.returncode == 2
+    environ = env.environ(CHANJING_OPENAPI_CREDENTIALS_DIR=str(tmp_path / "none"))
+    r = env.script("poll_task", "--id", "0" * 32, env=environ)
+    assert r.returncode == 3 and r.stdout == ""
+
+
+def test_seed_scripts_are_executable() -> None:
+    for name in ("get_upload_url", "upload_file", "create_task", "poll_task"):
+        path = REPO / "skills" / "chanjing-avatar" / "scripts" / name
+        assert os.access(path, os.X_OK), name
+        assert path.read_text().startswith("#!/usr/bin/env python3")

@@ -1,0 +1,1 @@
+from .fakes import clock, ctx, store  # noqa: F401 - fixtures

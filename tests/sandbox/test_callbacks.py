@@ -1,0 +1,81 @@
+"""Callbacks: the detail envelope POSTed on a terminal state, retried, never blocking."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .api import Api, tts_body
+from .conftest import VOICE
+from .receiver import Receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_callback_carries_the_detail_envelope(
+    api: Api, tiny_video: Path, receiver: Receiver
+) -> None:
+    video = api.ready_file("lip_sync_video", tiny_video)
+    ok_id = api.create(tts_body(video, VOICE, callback=receiver.url))
+    bad_id = api.create(tts_body(video, VOICE, text="FAIL", callback=receiver.url))
+    bodies = receiver.wait(2)
+    by_id = {b["data"]["id"]: b for b in bodies}
+    assert set(by_id) == {ok_id, bad_id}
+    ok = by_id[ok_id]
+    assert ok["code"] == 0 and ok["msg"] == "success" and len(ok["trace_id"]) == 32
+    assert ok["data"] == api.detail(ok_id)
+    assert by_id[bad_id]["data"]["status"] == 30
+    time.sleep(0.3)
+    assert len(receiver.bodies) == 2  # delivered once each
+
+
+def test_failed_deliveries_are_retried_with_backoff(
+    api: Api, tiny_video: Path, receiver: Receiver
+) -> None:
+    receiver.fail_first = 2
+    video = api.ready_file("lip_sync_video", tiny_video)
+    api.create(tts_body(video, VOICE, callback=receiver.url))
+    receiver.wait(3)
+    gaps = [b - a for a, b in zip(receiver.times, receiver.times[1:], strict=False)]
+    # Policy in tests: 0.05 s then 0.1 s.
+    assert gaps[0] >= 0.04 and gaps[1] >= 0.09 and gaps[1] > gaps[0] * 1.3, gaps
+    time.sleep(0.3)
+    assert len(receiver.bodies) == 3
+    outcomes = api.sb.admin.stats()["responses"]["callback"]
+    assert outcomes == {"http_500": 2, "http_200": 1}
+
+
+def test_gives_up_after_the_policy_attempts(api: Api, tiny_video: Path, receiver: Receiver) -> None:
+    receiver.fail_first = 100
+    video = api.ready_file("lip_sync_video", tiny_video)
+    api.create(tts_body(video, VOICE, callback=receiver.url))
+    receiver.wait(4)
+    time.sleep(1.0)
+    assert len(receiver.bodies) == 4
+
+
+def test_slow_or_dead_receivers_block_nothing(api: Api, tiny_video: Path) -> None:
+    slow = Receiver(delay_s=1.5)
+    try:
+        video = api.ready_file("lip_sync_video", tiny_video)
+        dead = "http://127.0.0.1:9/nothing-listens-here"
+        first = [
+            api.create(tts_body(video, VOICE, callback=url)) for url in (slow.url, slow.url, dead)
+        ]
+        started = time.monotonic()
+        plain = api.create(tts_body(video, VOICE))
+        assert api.wait_task(plain)["status"] == 20
+        for task_id in first:
+            assert api.wait_task(task_id)["status"] == 20
+        assert api.detail(plain)["status"] == 20
+        assert time.monotonic() - started < 1.4
+    finally:
+        slow.close()
