@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from batch.support import FastRenderer, write_manifest  # noqa: E402
-
 from chanjing_avatar import AsyncClient  # noqa: E402
 from chanjing_avatar._config import RateLimits  # noqa: E402
 from chanjing_avatar._wire import RATE_LIMITS  # noqa: E402

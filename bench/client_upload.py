@@ -125,7 +125,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--file", type=Path, default=Path(tempfile.gettempdir()) /
                         "chanjing-bench-upload.mp4")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).with_name("results") / "client_upload.json")
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
     from chanjing_avatar.sandbox import Sandbox, SandboxConfig
 
     size = args.size_mib * 1024 * 1024
@@ -149,12 +152,20 @@ def main() -> None:
         print(f"{name:16} {_mib(size) / r['seconds']:8.1f} {r['peak_rss_mib']:13.1f} "
               f"{growth:15.1f}")
     curl = _mib(size) / best["curl -T"]["seconds"]
+    summary = {}
     for name in ("client (sync)", "client (async)"):
         ratio = _mib(size) / best[name]["seconds"] / curl
-        growth = best[name]["peak_rss_mib"] - best[name]["base_rss_mib"]
+        growth = max(r["peak_rss_mib"] - r["base_rss_mib"] for r in rows[name])
+        summary[name] = {"throughput_vs_curl": round(ratio, 2), "max_rss_growth_mib": growth}
         print(f"{name}: {ratio:.2f}x curl's throughput (goal >= 0.9), "
               f"memory growth {growth:.1f} MiB (goal < 64)")
-    print("all runs:", json.dumps(rows))
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps({
+        "size_mib": args.size_mib, "rounds": args.rounds, "cpus": os.cpu_count(),
+        "load_avg_start": load_start, "summary": summary, "runs": rows,
+        "goals": {"throughput_vs_curl": 0.9, "rss_growth_mib": 64},
+    }, indent=2) + "\n")
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ within 5 % of the elapsed time.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -62,7 +64,11 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).with_name("results") / "client_wait.json")
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
+    runs: list[dict[str, float]] = []
 
     from chanjing_avatar import Client, RateLimits
     from chanjing_avatar.sandbox import Sandbox, SandboxConfig
@@ -97,9 +103,18 @@ def main() -> None:
                 delay = (returned - finished) * k
                 share = delay / elapsed
                 worst_reqs, worst_share = max(worst_reqs, requests), max(worst_share, share)
+                runs.append({"detail_requests": requests, "elapsed_s": round(elapsed, 1),
+                             "delay_s": round(delay, 1), "delay_share": round(share, 4)})
                 print(f"{run:>3} {requests:>11} {elapsed:9.1f} {delay:8.1f} {share:8.2%}")
     print(f"worst: {worst_reqs} detail requests (goal <= 25), detection delay {worst_share:.2%} "
           "of elapsed (goal <= 5 %)")
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps({
+        "task_minutes": args.minutes, "time_scale": k, "load_avg_start": load_start,
+        "runs": runs, "worst_detail_requests": worst_reqs, "worst_delay_share": worst_share,
+        "goals": {"detail_requests": 25, "delay_share": 0.05},
+    }, indent=2) + "\n")
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

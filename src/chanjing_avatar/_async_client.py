@@ -144,6 +144,7 @@ class AsyncClient(BaseClient):
         )
         sent_at, started = time.time(), time.monotonic()
         written = 0
+        response: httpx.Response | None = None
         try:
             response = await self._http.send(request, stream=True,
                                               follow_redirects=send.sink is not None)
@@ -157,7 +158,7 @@ class AsyncClient(BaseClient):
                     base = send.sink.offset if response.status_code == 206 else 0
                     total = base + int(response.headers.get("content-length", 0) or 0)
                     with sink_file:
-                        async for chunk in response.aiter_bytes(CHUNK):
+                        async for chunk in response.aiter_bytes():
                             await anyio.to_thread.run_sync(sink_file.write, chunk)
                             written += len(chunk)
                             if send.sink.on_progress is not None:
@@ -168,7 +169,10 @@ class AsyncClient(BaseClient):
             finally:
                 await response.aclose()
         except httpx.RequestError as e:
-            reply = Reply.failed(e, sent_at, written)
+            reply = (
+                Reply.failed(e, sent_at, written) if response is None  # cut mid-body: keep status
+                else Reply(response.status_code, response.headers, b"", e, sent_at, written)
+            )
         else:
             reply = Reply(response.status_code, response.headers, body, None, sent_at, written)
         self._log_reply(send, reply, started)

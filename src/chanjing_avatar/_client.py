@@ -127,6 +127,7 @@ class Client(BaseClient):
         )
         sent_at, started = time.time(), time.monotonic()
         written = 0
+        response: httpx.Response | None = None
         try:
             response = self._http.send(request, stream=True, follow_redirects=send.sink is not None)
             try:
@@ -139,7 +140,7 @@ class Client(BaseClient):
                     base = send.sink.offset if response.status_code == 206 else 0
                     total = base + int(response.headers.get("content-length", 0) or 0)
                     with sink_file:
-                        for chunk in response.iter_bytes(CHUNK):
+                        for chunk in response.iter_bytes():
                             sink_file.write(chunk)
                             written += len(chunk)
                             if send.sink.on_progress is not None:
@@ -150,7 +151,10 @@ class Client(BaseClient):
             finally:
                 response.close()
         except httpx.RequestError as e:
-            reply = Reply.failed(e, sent_at, written)
+            reply = (
+                Reply.failed(e, sent_at, written) if response is None  # cut mid-body: keep status
+                else Reply(response.status_code, response.headers, b"", e, sent_at, written)
+            )
         else:
             reply = Reply(response.status_code, response.headers, body, None, sent_at, written)
         self._log_reply(send, reply, started)

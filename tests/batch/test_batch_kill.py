@@ -97,5 +97,5 @@ def test_sigkill_anywhere_then_resume(tmp_path: Path) -> None:
         decisions = [e["detail"] for e in j.events(kind="reconcile")]
         kinds = {d["decision"] for d in decisions}
         # Both ways happened and were recorded: adopted (the server had it) and recreated.
-        print(f"{len(killed)} kills; reconciliations:", [(d["decision"], d.get("reason", "")[:60]) for d in decisions])
+        print(len(killed), "kills;", [(d["decision"], d.get("reason", "")[:40]) for d in decisions])
         assert "adopted" in kinds and "recreate" in kinds, decisions

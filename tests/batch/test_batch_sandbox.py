@@ -181,3 +181,37 @@ def test_cancel_stops_creating_and_resume_finishes(tmp_path: Path) -> None:
         asyncio.run(again())
         check_exactly_once(sb, outdir / "batch-journal.sqlite", outdir)
         assert len(sb.admin.tasks()) == 10
+
+
+def test_error_answer_saved_as_video_is_fetched_again(tmp_path: Path) -> None:
+    with Sandbox(sandbox_config(tmp_path / "sb")) as sb:
+        manifest = write_manifest(tmp_path / "in", 3, videos=1)
+        # A 200 answer whose body is an API envelope, twice, then the real video.
+        sb.admin.add_fault("download", sequence=["50000", "50000"])
+        outdir = tmp_path / "out"
+
+        async def main() -> None:
+            async with AsyncClient(**client_kwargs(sb, tmp_path)) as c:
+                await run_batch(c, load_manifest(manifest), options(outdir))
+
+        asyncio.run(main())
+        j = check_exactly_once(sb, outdir / "batch-journal.sqlite", outdir)
+        assert all(r.state == RowState.DONE for r in j.rows())
+
+
+def test_rows_dropped_from_the_manifest_are_not_created(tmp_path: Path) -> None:
+    with Sandbox(sandbox_config(tmp_path / "sb")) as sb:
+        manifest = write_manifest(tmp_path / "in", 4, videos=1)
+        outdir = tmp_path / "out"
+        full = load_manifest(manifest)
+        with Journal(outdir.mkdir() or outdir / "batch-journal.sqlite") as j:
+            j.sync_manifest(full)  # all four rows journalled, none sent
+        lines = manifest.read_text().splitlines()
+        manifest.write_text("\n".join(lines[:3]) + "\n")  # header + two rows
+
+        async def main() -> None:
+            async with AsyncClient(**client_kwargs(sb, tmp_path)) as c:
+                await run_batch(c, load_manifest(manifest), options(outdir))
+
+        asyncio.run(main())
+        assert len(sb.admin.tasks()) == 2

@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
+from batch.support import VOICE, client_kwargs, make_video, sandbox_config, write_manifest
 from chanjing_avatar import AsyncClient
 from chanjing_avatar._models import Task
 from chanjing_avatar.batch.journal import Journal, RowState
 from chanjing_avatar.batch.manifest import load_manifest
-from chanjing_avatar.batch.runner import BatchOptions, run_batch
+from chanjing_avatar.batch.runner import BatchOptions
 from chanjing_avatar.callback import (
     CallbackReceiver,
     ReceiverServer,
@@ -23,8 +24,6 @@ from chanjing_avatar.callback import (
     wait_with_callbacks,
 )
 from chanjing_avatar.sandbox import Sandbox
-
-from batch.support import VOICE, client_kwargs, make_video, sandbox_config, write_manifest
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -152,8 +152,11 @@ class Env:
                 data = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if isinstance(data, dict) and isinstance(data.get("access_token"), str):
-                self.tokens.add(data["access_token"])
+            if not isinstance(data, dict):
+                continue
+            for key in ("access_token", "secret_key"):
+                if isinstance(data.get(key), str):
+                    self.tokens.add(data[key])
 
     def check_output(self, r: Result, *, allow_secret: bool = False) -> None:
         text = r.stdout + r.stderr

@@ -265,3 +265,36 @@ def test_usage_errors_are_one_line_exit_2(env: Env) -> None:
     assert r.returncode == 0 and "make" in r.stdout and "Exit codes" in r.stdout
     r = env.run("--version", exe=[sys.executable, "-m", "chanjing_avatar"])
     assert r.returncode == 0 and r.out.startswith("chanjing-avatar ")
+
+
+def test_ctrl_c_during_make_prints_the_resume_commands(env: Env, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from .conftest import CLI
+
+    out = tmp_path / "out.mp4"
+    before = {t["id"] for t in env.sb.admin.tasks()}  # type: ignore[attr-defined]
+    proc = subprocess.Popen(
+        [str(CLI), "make", "--video", str(env.video), "--text", "SLOW", "--voice", VOICE_EN,
+         "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.environ(),
+    )
+    deadline = time.monotonic() + 60
+    new: set[str] = set()
+    while not new and time.monotonic() < deadline:
+        time.sleep(0.2)
+        new = {t["id"] for t in env.sb.admin.tasks()} - before  # type: ignore[attr-defined]
+    assert new, "make never created its task"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    (task_id,) = new
+    assert stdout == ""
+    assert stderr.count("\n") == 1 and f"chanjing-avatar wait {task_id}" in stderr
+    assert f"chanjing-avatar download {task_id} -o {out}" in stderr
+    assert not out.exists()
+    r = env.run("wait", task_id, "--timeout", "60")  # the task kept running
+    assert r.returncode == 0, r.stderr

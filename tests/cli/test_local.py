@@ -14,18 +14,24 @@ from .conftest import Env
 
 
 @pytest.fixture
-def local_env(env: Env, tmp_path: Path) -> dict[str, str]:
+def local_dir(env: Env, tmp_path: Path) -> Path:
+    # Under the runs' HOME, so that the output checks know the local sandbox's secrets.
+    return env.home / f"local-{tmp_path.name}"
+
+
+@pytest.fixture
+def local_env(env: Env, local_dir: Path) -> dict[str, str]:
     pytest.importorskip("skimage")
     return env.environ(
-        CHANJING_LOCAL_DIR=str(tmp_path / "local"),
+        CHANJING_LOCAL_DIR=str(local_dir),
         CHANJING_LOCAL_RENDERER="passthrough",
         CHANJING_OPENAPI_BASE_URL="http://127.0.0.1:9",  # --local must not need it
-        CHANJING_OPENAPI_CREDENTIALS_DIR=str(tmp_path / "no-credentials"),
+        CHANJING_OPENAPI_CREDENTIALS_DIR=str(local_dir.with_name(local_dir.name + "-nocreds")),
     )
 
 
 def test_make_local_on_a_fresh_machine(env: Env, local_env: dict[str, str],
-                                       tmp_path: Path) -> None:
+                                       local_dir: Path, tmp_path: Path) -> None:
     import av
 
     out = tmp_path / "demo.mp4"
@@ -40,7 +46,7 @@ def test_make_local_on_a_fresh_machine(env: Env, local_env: dict[str, str],
     assert kinds == {"video", "audio"}
 
     # Step by step, one process each: the task outlives the process that created it.
-    demo = tmp_path / "local" / "demo" / "demo-face.mp4"
+    demo = local_dir / "demo" / "demo-face.mp4"
     assert demo.exists()
     r = env.run("create", "--local", "--video", str(demo), "--text", "Hello", env=local_env,
                 timeout=120)
@@ -54,8 +60,8 @@ def test_make_local_on_a_fresh_machine(env: Env, local_env: dict[str, str],
 
 
 def test_local_bad_input_fails_before_starting(env: Env, local_env: dict[str, str],
-                                               tmp_path: Path) -> None:
+                                               local_dir: Path, tmp_path: Path) -> None:
     r = env.run("make", "--local", "--video", str(tmp_path / "none.mp4"), "--text", "hi",
                 "-o", str(tmp_path / "o.mp4"), env=local_env)
     assert r.returncode == 2 and "not found" in r.stderr
-    assert not (tmp_path / "local").exists()
+    assert not local_dir.exists()

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from .conftest import REPO, VOICE_ZH, Env
 
 
@@ -71,3 +73,25 @@ def test_seed_scripts_are_executable() -> None:
         path = REPO / "skills" / "chanjing-avatar" / "scripts" / name
         assert os.access(path, os.X_OK), name
         assert path.read_text().startswith("#!/usr/bin/env python3")
+
+
+def test_seed_script_with_a_python_that_lacks_the_package(env: Env) -> None:
+    # `python skills/...` with a system python: the script re-runs itself with the checkout's venv.
+    import shutil
+    import subprocess
+    import sys
+
+    venv = REPO / ".venv"
+    if Path(sys.prefix).resolve() != venv.resolve():
+        pytest.skip("the tests do not run from this checkout's .venv")
+    candidates = (shutil.which("python3"), "/usr/bin/python3", "/usr/local/bin/python3")
+    system = next((p for p in candidates if p and Path(p).exists()
+                   and subprocess.run([p, "-c", "import chanjing_avatar"],
+                                      capture_output=True).returncode != 0), None)
+    if system is None:
+        pytest.skip("no python without the package on this machine")
+    script = REPO / "skills" / "chanjing-avatar" / "scripts" / "get_upload_url"
+    r = env.run("--service", "lip_sync_audio", "--name", "a.wav", exe=[system, str(script)],
+                allow_secret=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["mime_type"] == "audio/wav"

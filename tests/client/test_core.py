@@ -422,3 +422,19 @@ def test_probe_sizes(tmp_path: Path) -> None:
     assert video_size(make_video(tmp_path / "p.mp4", 176, 320)) == (176, 320)
     (tmp_path / "junk.mp4").write_bytes(b"\0" * 100)
     assert video_size(tmp_path / "junk.mp4") is None
+
+
+@given(st.integers(100, 599), st.one_of(st.binary(max_size=200), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=10,
+).map(lambda v: __import__("json").dumps(v).encode())))
+def test_decode_raises_only_chanjing_errors(status: int, body: bytes) -> None:
+    from chanjing_avatar import ChanjingError
+
+    reply = Reply(status, httpx.Headers(), body, None, 0.0)
+    try:
+        decode(reply, "/open/v1/x")
+    except ChanjingError:
+        pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from chanjing_avatar import _wire
@@ -63,14 +64,12 @@ def test_create_and_file_limits(
 
 
 def test_window_slides_with_time_scale(sandbox_factory: Factory, stub: StubRenderer) -> None:
-    # 10/s documented; with time_scale 4 the window is 0.25 s.
-    sb = sandbox_factory(renderer=stub, rate_limit_scale=1.0, time_scale=4.0)
+    # 10/s documented; with time_scale 2 the window is 0.5 s.
+    sb = sandbox_factory(renderer=stub, rate_limit_scale=1.0, time_scale=2.0)
     client = Api(sb)
     client.login()
     assert _burst(client, 11)[-1] == 40001
-    import time
-
-    time.sleep(0.3)
+    time.sleep(0.6)
     assert _burst(client, 10) == [40000] * 10
     client.close()
 

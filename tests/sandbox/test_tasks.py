@@ -246,3 +246,19 @@ def test_list_pages_newest_first_own_tasks_only(api: Api, video_id: str) -> None
     for bad in ({"page": 0}, {"page_size": "10"}, {"page": True}):
         assert api.post(_wire.PATH_LIPSYNC_LIST, bad)["code"] == 40000
     assert len(api.sb.admin.tasks()) == 5
+
+
+def test_pacing_changes_at_run_time(api: Api, video_id: str) -> None:
+    admin = api.sb.admin
+    assert admin.pacing()["task_min_duration_s"] == 0
+    admin.set_pacing(task_min_duration_s=0.8)
+    started = time.monotonic()
+    assert api.wait_task(api.create(tts_body(video_id, VOICE)))["status"] == 20
+    assert time.monotonic() - started >= 0.75
+    admin.set_pacing(task_min_duration_s=0, time_scale=2.0)
+    assert admin.pacing() == {
+        "time_scale": 2.0,
+        "file_sync_delay_s": 0.05,
+        "task_min_duration_s": 0.0,
+    }
+    assert api.sb.admin.count("admin") == 0  # the admin API does not count itself

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -86,6 +87,39 @@ def _finish(part: Path, path: Path, overwrite: bool) -> None:
     part.unlink()
 
 
+def _meta_path(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _source(url: str) -> str:
+    return url.split("?", 1)[0]  # signed URLs change their query; the object is the path
+
+
+def _validator(headers: httpx.Headers) -> str | None:
+    value: str | None = headers.get("etag") or headers.get("last-modified")
+    return value
+
+
+def _load_meta(part: Path, url: str) -> str | None:
+    """The validator of a part file left for this same URL; discards a foreign part."""
+    meta = _meta_path(part)
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict) or data.get("source") != _source(url):
+        part.unlink(missing_ok=True)
+        meta.unlink(missing_ok=True)
+        return None
+    validator = data.get("validator")
+    return validator if isinstance(validator, str) else None
+
+
+def _save_meta(part: Path, url: str, validator: str | None) -> None:
+    with contextlib.suppress(OSError):
+        _meta_path(part).write_text(json.dumps({"source": _source(url), "validator": validator}))
+
+
 def download(
     ctx: Context,
     url: str,
@@ -94,57 +128,52 @@ def download(
     overwrite: bool,
     on_progress: ProgressFn | None = None,
 ) -> Flow[Download]:
-    """Fetch ``url`` into ``path``. An existing ``.<name>.part`` beside it is resumed."""
+    """Fetch ``url`` into ``path``. A ``.<name>.part`` left beside it for the same URL is resumed
+    (with ``If-Range``, so a changed object is fetched whole)."""
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(path)
-    offset = _size(part)
-    resumed_from = offset
+    validator = _load_meta(part, url) if part.exists() else None
+    offset = resumed_from = _size(part)
     retries = 0
     while True:
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        reply = yield Send(
-            "GET", url, "download", headers=headers,
-            sink=Sink(part, offset, on_progress), timeout="download",
-        )
+        headers = {}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if validator:
+                headers["If-Range"] = validator
+        reply = yield Send("GET", url, "download", headers=headers,
+                           sink=Sink(part, offset, on_progress), timeout="download")
         status = reply.status
-        problem: str
         if status == 416 and offset:
             # Nothing past our end: complete already, or the part is bogus.
-            total = content_range_total(reply.headers)
-            if total == offset:
+            if content_range_total(reply.headers) == offset:
                 break
+            status = None  # start over below
+        elif status == 206 and (content_range(reply.headers) or (-1, None))[0] != offset:
+            status = None  # a range we did not ask for: start over
+        if status is None and reply.error is None:
             part.unlink(missing_ok=True)
             offset = resumed_from = 0
             continue
+        problem: str
         if status in (200, 206):
-            total = _expected_total(status, reply.headers)
-            if status == 206 and content_range(reply.headers) is None:
-                part.unlink(missing_ok=True)
-                offset = resumed_from = 0
-                continue
-            if status == 206 and (content_range(reply.headers) or (0, None))[0] != offset:
-                part.unlink(missing_ok=True)
-                offset = resumed_from = 0
-                continue
             if status == 200:
                 resumed_from = 0
+            if _validator(reply.headers) != validator or not _meta_path(part).exists():
+                validator = _validator(reply.headers)
+                _save_meta(part, url, validator)
+            total = _expected_total(status, reply.headers)
             size = _size(part)
             if total is not None and size > total:
                 part.unlink(missing_ok=True)
-                offset = resumed_from = 0
-                raise DownloadError(
-                    f"received {size} bytes, more than the announced {total}",
-                    http_status=status, endpoint="download",
-                )
+                raise DownloadError(f"received {size} bytes, more than the announced {total}",
+                                    http_status=status, endpoint="download")
             if reply.error is None and (total is None or size == total):
                 break
-            problem = (
-                f"interrupted at {size} of {total if total is not None else '?'} bytes"
-                if reply.error is not None
-                else f"body ended at {size} of {total} bytes"
-            )
+            shown_total = total if total is not None else "?"
+            problem = f"interrupted at {size} of {shown_total} bytes"
             if reply.written > 0:
                 retries = 0  # progress was made: a fresh budget for the next stall
             offset = size
@@ -164,6 +193,7 @@ def download(
         yield Sleep(delay)
     size = _size(part)
     _finish(part, path, overwrite)
+    _meta_path(part).unlink(missing_ok=True)
     return Download(path=path, bytes=size, resumed_from=resumed_from)
 
 
@@ -171,7 +201,3 @@ def content_range_total(headers: httpx.Headers) -> int | None:
     match = re.fullmatch(r"bytes \*/(\d+)", headers.get("content-range", "").strip())
     return int(match.group(1)) if match else None
 
-
-def discard_part(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        part_path(path).unlink()

@@ -18,7 +18,6 @@ from .._exceptions import (
 )
 from .._wire import PATH_ACCESS_TOKEN, Code
 from ._effects import Reply
-from ._redact import redact_url
 
 GATEWAY_STATUSES = frozenset({502, 503, 504, 524})
 
@@ -90,6 +89,3 @@ def decode(reply: Reply, endpoint: str) -> Any:
         code, msg if isinstance(msg, str) else "", trace_id, endpoint, data=body.get("data")
     )
 
-
-def describe(method: str, url: str) -> str:
-    return f"{method} {redact_url(url)}"

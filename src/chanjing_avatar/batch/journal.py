@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .manifest import Manifest, MediaRef, Row
+from .manifest import Manifest, MediaRef
 
 __all__ = ["Journal", "JournalRow", "RowState", "SpecChangedError"]
 

@@ -264,7 +264,8 @@ def _number(value: Any, column: str, kind: type, errors: list[str]) -> Any:
         try:
             return int(value.strip()) if kind is int else float(value.strip())
         except ValueError:
-            errors.append(f"{column}: {value!r} is not {'an integer' if kind is int else 'a number'}")
+            what = "an integer" if kind is int else "a number"
+            errors.append(f"{column}: {value!r} is not {what}")
             return None
     return value  # JSON number (or a wrong type that validate_create will name)
 

@@ -28,6 +28,7 @@ from .._exceptions import (
     AuthenticationError,
     ChanjingError,
     ContentRejectedError,
+    DownloadError,
     FileUnavailableError,
     InvalidRequestError,
     OutcomeUnknownError,
@@ -144,6 +145,8 @@ class BatchRunner:
         self._started_wait: dict[str, float] = {}
         self._downloads: asyncio.Queue[str | None] = asyncio.Queue()
         self._creating_row: str | None = None  # the row whose create may be on the wire
+        self._create_call: asyncio.Task[str] | None = None
+        self._create_sent = False  # the current create's bytes may have left
         self._creator_done = False
         self._uploads_running = 0
         self._hook_installed = False
@@ -153,6 +156,8 @@ class BatchRunner:
         self._creator_finished = asyncio.Event()
         self._lock: filelock.BaseFileLock | None = None
         self._same_boot = False
+        self._manifest_ids = {row.id for row in manifest.rows}
+        self._missing: dict[str, int] = {}
 
     # -- public ------------------------------------------------------------------------------
 
@@ -169,6 +174,9 @@ class BatchRunner:
         run. Running tasks keep rendering on the server; the next run waits for them."""
         self.stop_creating("cancelled")
         self._cancel.set()
+        call = self._create_call
+        if call is not None and not call.done() and self._hook_installed and not self._create_sent:
+            call.cancel()
 
     async def _main(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -202,16 +210,20 @@ class BatchRunner:
             self._refresh()
             main = asyncio.ensure_future(self._main())
             cancelled = asyncio.ensure_future(self._cancel.wait())
-            await asyncio.wait({main, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-            if not main.done():
-                # Cancelled: the create on the wire (if any) ends and is journalled first.
-                await self._creator_finished.wait()
-                main.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await main
-            else:
+            try:
+                await asyncio.wait({main, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+                if not main.done():
+                    # Cancelled: the create on the wire (if any) ends and is journalled first.
+                    await self._creator_finished.wait()
+                    main.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await main
+                else:
+                    main.result()
+            finally:
                 cancelled.cancel()
-                main.result()
+                if not main.done():
+                    main.cancel()
         finally:
             self._remove_send_hook()
             self._refresh()
@@ -274,6 +286,7 @@ class BatchRunner:
             and request.url.path.endswith(PATH_LIPSYNC_CREATE)
             and self.journal is not None
         ):
+            self._create_sent = True
             self.journal.create_sent(self._creating_row, time.time())
 
     # -- uploads -----------------------------------------------------------------------------
@@ -381,6 +394,8 @@ class BatchRunner:
         assert self.journal is not None
         now = time.monotonic()
         for row in self.journal.rows(state=RowState.PENDING):
+            if row.id not in self._manifest_ids:
+                continue  # dropped from the manifest: never created now
             vid, aid = self.journal.file_ids(row)
             if vid is None or (row.audio_key is not None and aid is None):
                 continue
@@ -412,9 +427,18 @@ class BatchRunner:
         if not self._hook_installed:
             journal.create_sent(row.id, intent)  # cannot see the send: assume it at once
         self._creating_row = row.id
+        self._create_sent = False
         self._refresh(f"creating {row.id}")
+        self._create_call = asyncio.ensure_future(self.client.lipsync.create(**kwargs))
         try:
-            task_id = await self.client.lipsync.create(**kwargs)
+            task_id = await self._create_call
+        except asyncio.CancelledError:
+            if self._cancel.is_set() and not self._create_sent and self._hook_installed:
+                # Stopped while waiting for a rate-limit slot: nothing was sent.
+                self._creating_row = None
+                journal.reconciled(row.id, "recreate", reason="cancelled before sending")
+                return
+            raise
         except OutcomeUnknownError as e:
             self._creating_row = None
             journal.outcome_unknown(row.id, e.sent_at.timestamp(), time.time(), str(e))
@@ -491,7 +515,14 @@ class BatchRunner:
             )
             if decision.kind == "wait":
                 assert decision.wait_until is not None
-                await asyncio.sleep(max(0.0, decision.wait_until - time.time()) + 0.05)
+                # Ctrl-C ends the wait; the row stays unresolved for the next run.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._cancel.wait(),
+                        timeout=max(0.0, decision.wait_until - time.time()) + 0.05,
+                    )
+                if self._cancel.is_set():
+                    return
                 continue
             listed = await self._list_since(decision.window.start - opts.guard)
             decision = decide(
@@ -582,6 +613,17 @@ class BatchRunner:
             row_id = self._active[task_id]
             try:
                 task = await self.client.lipsync.get(task_id)
+            except InvalidRequestError as e:
+                # "no such task": the account no longer has it (another key, or purged).
+                n = self._missing[task_id] = self._missing.get(task_id, 0) + 1
+                if n >= 3:
+                    self._unwatch(task_id)
+                    self.journal.task_failed(row_id, task_id, f"task not found: {e.msg}",
+                                             "task")
+                    self._refresh(f"{row_id}: task {task_id} not found")
+                else:
+                    self._due[task_id] = time.monotonic() + interval
+                continue
             except ChanjingError as e:
                 log.info("detail of %s failed (%s); trying again later", task_id, e)
                 self._due[task_id] = time.monotonic() + interval
@@ -617,10 +659,9 @@ class BatchRunner:
                 self._unwatch(task_id)
                 self._refresh(f"{row_id}: still running after the timeout; re-run to wait on")
                 return
-            # All running tasks share the detail limit: poll each less often when many run.
-            spacing = max(interval if self.opts.receiver else self.opts.poll_interval,
-                          len(self._active) / 8.0)
-            self._due[task_id] = now + spacing
+            # One request at a time through the client's limiter: with many tasks running, each
+            # is simply polled less often, and the detail limit is never passed.
+            self._due[task_id] = now + interval
 
     def _unwatch(self, task_id: str) -> None:
         self._active.pop(task_id, None)
@@ -649,7 +690,12 @@ class BatchRunner:
                     result = await self.client.lipsync.download(
                         row.task_id, target, overwrite=True
                     )
-                    break
+                    problem = await asyncio.to_thread(_not_a_video, Path(result.path))
+                    if problem is None:
+                        break
+                    Path(result.path).unlink(missing_ok=True)
+                    result = None
+                    raise DownloadError(problem)
                 except ChanjingError as e:
                     # Free to repeat: the partial file is resumed or replaced.
                     log.info("download of %s failed (%s), attempt %d", row_id, e, attempt)
@@ -663,6 +709,19 @@ class BatchRunner:
             journal.downloaded(row_id, str(result.path), size, digest)
             self.progress.done_this_run += 1
             self._refresh(f"{row_id}: done")
+
+
+def _not_a_video(path: Path) -> str | None:
+    """Why the downloaded file is an error answer rather than a video (None if it is not)."""
+    with path.open("rb") as f:
+        head = f.read(4096)
+    if head[:1] in (b"{", b"<"):
+        text = head.decode("utf-8", "replace").lstrip()
+        if text.startswith("{") and '"code"' in text:
+            return f"the download answered an API error instead of a video: {text[:120]}"
+        if text[:15].lower().startswith(("<!doctype", "<html", "<?xml", "<error")):
+            return "the download answered a web page instead of a video"
+    return None
 
 
 def _boot_id() -> str | None:

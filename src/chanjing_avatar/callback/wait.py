@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -47,10 +48,8 @@ async def wait_with_callbacks(
                 raise TimeoutError(f"task {task_id} not finished after {timeout:g} s")
             event.clear()
             # A callback wakes us early; the detail is fetched again rather than trusted.
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=min(safety_poll, left))
-            except TimeoutError:
-                pass
 
     try:
         await asyncio.gather(*(one(t) for t in ids))

@@ -82,7 +82,7 @@ def local_data_dir() -> Path:
     return Path(base) / "chanjing-avatar" / "local"
 
 
-def _route_library_logs(out: Output) -> None:
+def route_library_logs(out: Output) -> None:
     """The library's log records become notes on a terminal's stderr (nowhere otherwise)."""
     import logging
 
@@ -162,7 +162,7 @@ class Session:
         self.credentials_dir = credentials_dir
         self._stack = ExitStack()
         self._sandbox: Any = None
-        _route_library_logs(self.out)
+        route_library_logs(self.out)
 
     # -- the embedded sandbox --------------------------------------------------------------------
     def sandbox(self) -> Any:
@@ -202,7 +202,7 @@ class Session:
                 sb.app_id, sb.secret_key, base_url=sb.base_url, credentials_dir=cdir
             )
         else:
-            self._check_credentials_file()
+            self.check_credentials_file()
             client = Client(base_url=self.base_url, credentials_dir=self.credentials_dir)
         self._stack.enter_context(client)
         CONTEXT["base_url"] = client.base_url
@@ -228,7 +228,7 @@ class Session:
         for value in _stored_secrets(self.credentials_path()):
             register_secret(value)
 
-    def _check_credentials_file(self) -> None:
+    def check_credentials_file(self) -> None:
         """A corrupted credentials file is an error to fix, not 'no credentials'."""
         if os.environ.get("CHANJING_APP_ID") and os.environ.get("CHANJING_SECRET_KEY"):
             return

@@ -150,7 +150,7 @@ def auth_status(
                 "base_url": {"value": sb.base_url, "source": "local sandbox"},
             }
         else:
-            s._check_credentials_file()
+            s.check_credentials_file()
             path = s.credentials_path()
             stored: dict[str, Any] = {}
             if path.exists():

@@ -74,9 +74,11 @@ def batch(
     try:
         parsed = load_manifest(manifest)
     except ManifestError as e:
-        lines = "\n".join(f"  {p}" for p in e.problems)
+        for problem in e.problems:
+            typer.echo(f"{manifest}: {problem}", err=True)
         raise CliError(
-            f"{manifest}: {len(e.problems)} problem(s), nothing was uploaded or created:\n{lines}",
+            f"{manifest}: {len(e.problems)} problem(s) (listed above); nothing was uploaded or "
+            "created",
             ExitCode.USAGE,
         ) from None
     if callback_url and not callback_listen:
@@ -142,7 +144,7 @@ async def _run(
     live: bool,
     argv: list[str],
 ) -> int:
-    from ..batch.journal import Journal, SpecChangedError
+    from ..batch.journal import SpecChangedError
     from ..batch.report import build_report, render_summary, write_report
     from ..batch.runner import BatchOptions, BatchRunner
 
@@ -201,8 +203,8 @@ async def _run(
             await server.stop()
         await client.aclose()
 
-    with Journal(journal.path) as j:
-        report = build_report(j, stopped=runner.progress.stopped)
+    report = build_report(journal, stopped=runner.progress.stopped)
+    journal.close()
     path = write_report(outdir, report)
     resume = "chanjing-avatar " + " ".join(
         shlex.quote(a) for a in argv[1:] if a not in ("--retry-failed",)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ._common import BaseUrlOpt, CredentialsDirOpt, LocalOpt, VerboseOpt
+
+if TYPE_CHECKING:
+    from .._models import Task
 
 callback_app = typer.Typer(help="Receive the API's task callbacks.", no_args_is_help=True)
 
@@ -45,10 +49,10 @@ def serve(
 
             client = _async_client(s)
 
-            async def confirm(task_id: str):  # type: ignore[no-untyped-def]
+            async def confirm(task_id: str) -> Task:
                 return await client.lipsync.get(task_id)
 
-            def on_task(task) -> None:  # type: ignore[no-untyped-def]
+            def on_task(task: Task) -> None:
                 line = {"id": task.id, "status": int(task.status), "progress": task.progress,
                         "msg": task.msg, "video_url": task.video_url}
                 sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -69,7 +73,5 @@ def serve(
                 await server.stop()
                 await client.aclose()
 
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(main())
-        except KeyboardInterrupt:
-            pass

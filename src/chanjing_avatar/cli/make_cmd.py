@@ -113,7 +113,9 @@ class StageView:
             info = f"task {ev.task.id}" if ev.task is not None else ""
             self._progress.update(bar, total=1, completed=1 if ev.task else 0, info=info)
         elif ev.stage == "wait" and ev.task is not None:
-            self._progress.update(bar, completed=ev.task.progress,
+            # Queued, then generating: the bar's label follows the task.
+            label = "queued" if int(ev.task.status) == 0 else "generate"
+            self._progress.update(bar, completed=ev.task.progress, description=label,
                                   info=status_name(ev.task.status))
 
 

@@ -33,11 +33,11 @@ def _client() -> Client:
 
 def _run(prog: str, body: Callable[[], str]) -> int:
     """Print ``body()``'s line, or one error line with the CLI's exit code."""
-    from ._common import Session
+    from ._common import route_library_logs
     from ._errors import describe
-    from ._output import scrub
+    from ._output import Output, scrub
 
-    Session()  # route the library's logs like the CLI does (stderr terminal only)
+    route_library_logs(Output())  # like the CLI: library logs on a terminal's stderr only
     try:
         line = body()
     except KeyboardInterrupt:

@@ -33,10 +33,6 @@ log = logging.getLogger("chanjing_avatar.sandbox")
 
 PROBE = "probe"
 RENDER = "render"
-_FILE_MSGS = {
-    FileStatus.PROCESSING: "processing",
-    FileStatus.READY: "success",
-}
 
 
 class SandboxCore:
@@ -71,9 +67,10 @@ class SandboxCore:
         if known is None or not hmac.compare_digest(known, secret_key):
             raise ApiError(Code.AUTH_FAILED, "app_id or secret_key is wrong")
         token = new_token()
-        expire_in = int(self.clock.now() + self.config.token_ttl_s)
-        self.store.set_token(app_id, token, expire_in)
-        return {"access_token": token, "expire_in": expire_in}
+        expire_at = self.clock.now() + self.config.token_ttl_s
+        self.store.set_token(app_id, token, expire_at)
+        # The wire has whole seconds: rounding down, a client never trusts a dead token.
+        return {"access_token": token, "expire_in": int(expire_at)}
 
     def authenticate(self, token: str | None, endpoint_path: str) -> str:
         """The caller's app_id, after the token and the app's rate limit are checked."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
+from pathlib import Path
 from typing import Any, Literal
 
 from .._wire import SERVICE_LIP_SYNC_AUDIO, SERVICE_LIP_SYNC_VIDEO, FileStatus, TaskStatus
@@ -102,7 +104,7 @@ def render_task(core: SandboxCore, task_id: str) -> None:
             return
         while progress.remaining() > 0 and not core.work.stopping():
             progress.render(99)
-            threading.Event().wait(min(_PACE_TICK_S, progress.remaining()))
+            time.sleep(max(0.0, min(_PACE_TICK_S, progress.remaining())))
         if core.work.stopping():
             return  # left "generating": the next start resumes it
         core.blobs.put_file(f"results/{task_id}.mp4", job.output_video)
@@ -113,7 +115,7 @@ def render_task(core: SandboxCore, task_id: str) -> None:
 
 
 def _build_job(
-    core: SandboxCore, params: dict[str, Any], task_id: str, seed: int, work_dir: Any
+    core: SandboxCore, params: dict[str, Any], task_id: str, seed: int, work_dir: Path
 ) -> RenderJob | None:
     video = core.store.get_file(params["video_file_id"])
     if video is None or not core.blobs.exists(video.blob_key):

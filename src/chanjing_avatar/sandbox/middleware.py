@@ -38,11 +38,12 @@ class SandboxMiddleware:
         self.stats = stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        endpoint = endpoint_key(scope["path"]) if scope["type"] == "http" else "other"
+        if scope["type"] != "http" or endpoint == "admin":
+            # The admin API is not counted: its callers read the counts through it.
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        endpoint = endpoint_key(scope["path"])
         self.stats.request(endpoint)
         fault = self.faults.pick(endpoint) if endpoint in FAULTABLE else None
         scope.setdefault("state", {})[FAULT_STATE_KEY] = fault

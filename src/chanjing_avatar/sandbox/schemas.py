@@ -17,9 +17,10 @@ class TokenRequest(BaseModel):
 
 
 class TtsConfig(BaseModel):
-    text: Annotated[str, Field(min_length=1, max_length=3999)] | Annotated[
-        list[str], Field(min_length=1)
-    ] = Field(description="string or array of strings; < 4000 characters in all")
+    text: (
+        Annotated[str, Field(min_length=1, max_length=3999)]
+        | Annotated[list[str], Field(min_length=1)]
+    ) = Field(description="string or array of strings; < 4000 characters in all")
     audio_man_id: str = Field(min_length=1, description="a voice id from list_common_audio")
     speed: float = Field(1, ge=0.5, le=2)
     pitch: float = Field(1, ge=0.5, le=2)

@@ -281,7 +281,7 @@ def render_mouth(
     mx1 = int(min(x1, lips[:, 0].max() + pad)) - x0
     my0 = int(max(y0, lips[:, 1].min() - pad)) - y0
     my1 = int(min(y1, lips[:, 1].max() + pad)) - y0
-    cav: tuple[NDArray[Any], ...] | None = None
+    cav: tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]] | None = None
     if mx1 - mx0 > 2 and my1 - my0 > 2:
         up_f = (fields[0] * taper).astype(np.float32)
         lo_f = (fields[1] * taper).astype(np.float32)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -32,6 +34,54 @@ if TYPE_CHECKING:
 
 _REF_SCAN_S = 3.0  # seconds of a source video searched for a closed-mouth reference frame
 NO_FACE = "no face found in the video or image: upload a clip with one clearly visible face"
+
+
+def _prefetch(frames: Iterator[media.Frame], depth: int) -> Iterator[media.Frame]:
+    """Run ``frames`` (decode, track, draw) in a thread, ``depth`` frames ahead of the encoder.
+
+    Decoding, FaceMesh, OpenCV and x264 release the GIL, so the stages overlap on two cores while
+    memory stays bounded by the queue.
+    """
+    q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, object]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                if not put(("frame", frame)):
+                    break
+            else:
+                put(("end", None))
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            put(("error", e))
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="lipsync-frames", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                assert isinstance(item, BaseException)
+                raise item
+            yield cast(media.Frame, item)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
 
 
 class LipsyncRenderer:
@@ -234,7 +284,7 @@ class LipsyncRenderer:
             with media.Mp4Writer(
                 job.output_video, width, height, fps, crf=self._crf, preset=self._preset
             ) as writer:
-                for i, frame in enumerate(frames):
+                for i, frame in enumerate(_prefetch(frames, 4)):
                     if i % 10 == 0:
                         self._check_cancel(job)
                     writer.write_frame(frame)

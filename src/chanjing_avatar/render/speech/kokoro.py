@@ -90,6 +90,8 @@ def _load() -> _Model:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
         opts.log_severity_level = 3
+        # Busy-waiting threads starve everything else on a small shared machine.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(
             graph.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
         )
