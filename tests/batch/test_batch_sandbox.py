@@ -215,3 +215,52 @@ def test_rows_dropped_from_the_manifest_are_not_created(tmp_path: Path) -> None:
 
         asyncio.run(main())
         assert len(sb.admin.tasks()) == 2
+
+
+def test_foreign_creates_in_the_window_are_reported_not_guessed(tmp_path: Path) -> None:
+    from chanjing_avatar.batch.runner import BatchProgress
+
+    with Sandbox(sandbox_config(tmp_path / "sb")) as sb:
+        manifest = write_manifest(tmp_path / "in", 3, videos=1)
+        outdir = tmp_path / "out"
+        # The second create gets a gateway page: its outcome is unknown.
+        sb.admin.add_fault("lipsync_create", sequence=[None, "502"])
+
+        async def main() -> None:
+            async with AsyncClient(**client_kwargs(sb, tmp_path)) as c, \
+                    AsyncClient(**client_kwargs(sb, tmp_path / "other")) as other:
+                foreign: list[asyncio.Task[None]] = []
+
+                async def another_program() -> None:
+                    vid = (await other.files.upload(manifest.parent / "clip0.mp4",
+                                                    "lip_sync_video")).id
+                    for _ in range(2):
+                        await other.lipsync.create(video_file_id=vid, text="x", voice_id="a" * 32)
+
+                def on_change(p: BatchProgress) -> None:
+                    if "outcome unknown" in p.last_event and not foreign:
+                        foreign.append(asyncio.ensure_future(another_program()))
+
+                await run_batch(c, load_manifest(manifest), options(outdir, on_change=on_change))
+                await asyncio.gather(*foreign)
+
+        asyncio.run(main())
+        with Journal(outdir / "batch-journal.sqlite") as j:
+            row = j.row("row001")
+            assert row.state == RowState.UNDECIDABLE, row
+            (event,) = j.events("row001", "reconcile")
+            assert event["detail"]["decision"] == "undecidable"
+            assert len(event["detail"]["candidates"]) == 2
+            report = build_report(j)
+            assert report["counts"]["undecidable"] == 1
+            # The user decides: create anew.
+            j.resolve("row001", None)
+
+        async def again() -> None:
+            async with AsyncClient(**client_kwargs(sb, tmp_path)) as c:
+                await run_batch(c, load_manifest(manifest), options(outdir))
+
+        asyncio.run(again())
+        with Journal(outdir / "batch-journal.sqlite") as j:
+            assert all(r.state == RowState.DONE for r in j.rows())
+        assert len(sb.admin.tasks()) == 3 + 2

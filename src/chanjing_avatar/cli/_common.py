@@ -185,7 +185,14 @@ class Session:
             renderer = os.environ.get(ENV_LOCAL_RENDERER, "").strip()
             config = (SandboxConfig(data_dir=data_dir, renderer=renderer) if renderer
                       else SandboxConfig(data_dir=data_dir))
-            sb = self._stack.enter_context(Sandbox(config))
+            from ..render.base import RenderError
+
+            try:
+                sb = self._stack.enter_context(Sandbox(config))
+            except RenderError as e:  # no renderer can run here (a missing package or model)
+                raise CliError(f"--local: {e}", ExitCode.FAILED) from None
+            except ValueError as e:  # an unknown renderer name
+                raise CliError(f"{ENV_LOCAL_RENDERER}: {e}", ExitCode.USAGE) from None
             register_secret(sb.secret_key)
             self._sandbox = sb
         return self._sandbox
