@@ -42,7 +42,13 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=30.0)
     ap.add_argument("--render", type=float, default=0.1, help="render seconds per task")
     ap.add_argument("--poll", type=float, default=0.05, help="poll interval per task (s)")
+    ap.add_argument("--client-margin", type=float, default=None,
+                    help="experiment: override the client limiter's period margin (1.05)")
     args = ap.parse_args()
+    if args.client_margin is not None:
+        from chanjing_avatar._core import _ratelimit
+
+        _ratelimit._SAFETY = args.client_margin  # type: ignore[attr-defined]
 
     create = RATE_LIMITS["lipsync_create"]
     period = create.period_s / args.scale
@@ -94,6 +100,7 @@ def main() -> None:
             create_span / ((math.ceil(args.rows / create.count) - 1) * period), 4),
         "start_to_first_create_s": round(head, 3),
         "last_create_to_end_s": round(tail, 3),
+        "client_margin": args.client_margin or 1.05,
         "creates_sent": creates,
         "answers_40001": rate_limited,
     }

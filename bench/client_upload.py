@@ -6,6 +6,10 @@ Each upload runs in its own process against one embedded sandbox, so the client 
 for the same server on equal terms. Reported: throughput (MiB/s) and peak RSS; for the client also
 its RSS growth during the upload (baseline taken after imports, client setup and the token).
 Goals (issue 3): growth under 64 MiB; throughput at least 0.9x curl's.
+
+The sandbox (a Python server sharing this machine's cores) is usually the bottleneck, so a second
+table sends the same bytes to a bare discard server (recv_into in a loop): there the client's
+streaming path (``_client._file_chunks`` through httpx) and curl are limited by themselves only.
 """
 
 from __future__ import annotations
@@ -54,6 +58,67 @@ else:
 peak = status_mib("VmHWM")
 print(json.dumps({"seconds": dt, "base_rss_mib": base, "peak_rss_mib": peak}))
 """
+
+
+SINK_SERVER = r"""
+import socket, sys, threading
+def handle(c):
+    mv = memoryview(bytearray(1 << 20)); data = b""
+    while b"\r\n\r\n" not in data:
+        data += c.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
+    got = len(rest)
+    while got < length:
+        n = c.recv_into(mv)
+        if not n:
+            break
+        got += n
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    c.close()
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print(s.getsockname()[1], flush=True)
+while True:
+    conn, _ = s.accept()
+    threading.Thread(target=handle, args=(conn,), daemon=True).start()
+"""
+
+SINK_CLIENT = r"""
+import sys, time, httpx
+from pathlib import Path
+from chanjing_avatar._client import _file_chunks
+from chanjing_avatar._core import FileBody
+path = Path(sys.argv[2])
+body = FileBody(path, 0, path.stat().st_size)
+with httpx.Client() as c:
+    t0 = time.perf_counter()
+    r = c.put(sys.argv[1], content=_file_chunks(body),
+              headers={"Content-Length": str(body.length), "Content-Type": "video/mp4"})
+    r.raise_for_status()
+print(time.perf_counter() - t0)
+"""
+
+
+def sink_rounds(path: Path, rounds: int) -> dict[str, list[float]]:
+    server = subprocess.Popen([sys.executable, "-c", SINK_SERVER], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert server.stdout is not None
+        url = f"http://127.0.0.1:{int(server.stdout.readline())}/discard"
+        out: dict[str, list[float]] = {"client (sync)": [], "curl -T": []}
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(path),
+                            "-H", "Content-Type: video/mp4", url], check=True)
+            out["curl -T"].append(time.perf_counter() - t0)
+            run = subprocess.run([sys.executable, "-c", SINK_CLIENT, url, str(path)],
+                                 capture_output=True, text=True, check=True)
+            out["client (sync)"].append(float(run.stdout))
+        return out
+    finally:
+        server.kill()
+        server.wait()
 
 
 def _mib(n: float) -> float:
@@ -144,6 +209,7 @@ def main() -> None:
                 rows["curl -T"].append(run_curl(sb, cred, args.file))
                 rows["client (sync)"].append(run_client(sb, cred, args.file, "sync"))
                 rows["client (async)"].append(run_client(sb, cred, args.file, "async"))
+    sink = sink_rounds(args.file, args.rounds)
     print(f"upload of {args.size_mib} MiB to the sandbox, best of {args.rounds} rounds")
     print(f"{'':16} {'MiB/s':>8} {'peak RSS MiB':>13} {'RSS growth MiB':>15}")
     best = {name: max(runs, key=lambda r: -r["seconds"]) for name, runs in rows.items()}
@@ -159,10 +225,13 @@ def main() -> None:
         summary[name] = {"throughput_vs_curl": round(ratio, 2), "max_rss_growth_mib": growth}
         print(f"{name}: {ratio:.2f}x curl's throughput (goal >= 0.9), "
               f"memory growth {growth:.1f} MiB (goal < 64)")
+    print("same bytes to a bare discard server (best MiB/s): " + ", ".join(
+        f"{name} {_mib(size) / min(times):.0f}" for name, times in sink.items()))
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps({
         "size_mib": args.size_mib, "rounds": args.rounds, "cpus": os.cpu_count(),
         "load_avg_start": load_start, "summary": summary, "runs": rows,
+        "discard_server_seconds": sink,
         "goals": {"throughput_vs_curl": 0.9, "rss_growth_mib": 64},
     }, indent=2) + "\n")
     print(f"written to {args.out}")

@@ -18,6 +18,7 @@ import wave
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -36,6 +37,7 @@ class StubRenderer:
     """Copies the driving video as the result; the text steers it: FAIL fails, SLOW takes ~4 s."""
 
     name = "cli-test-stub"
+    texts: ClassVar[dict[str, str]] = {}  # task id -> the text it was asked to speak
 
     def voices(self) -> list[object]:
         from chanjing_avatar.render.base import VoiceInfo
@@ -50,6 +52,7 @@ class StubRenderer:
 
         speech = job.speech  # type: ignore[attr-defined]
         text = "".join(speech.text) if isinstance(speech, TtsSpeech) else ""
+        StubRenderer.texts[job.task_id] = text  # type: ignore[attr-defined]
         if "FAIL" in text:
             raise RenderError("the stub renderer was told to fail")
         steps = 20 if "SLOW" in text else 2

@@ -1,4 +1,4 @@
-"""The lip-sync renderer behind the sandbox: tasks end 20 with a moving mouth, or 30 with a reason."""
+"""The lip-sync renderer behind the sandbox: tasks end 20 with a moving mouth, or 30 and why."""
 
 from __future__ import annotations
 
@@ -12,18 +12,36 @@ import pytest
 
 pytest.importorskip("mediapipe")
 
-from chanjing_avatar.render import media  # noqa: E402
-from chanjing_avatar.render.demo import make_demo_video  # noqa: E402
-from chanjing_avatar.render.lipsync.check import measure_sync  # noqa: E402
-from chanjing_avatar.render.speech import voice_id  # noqa: E402
-from chanjing_avatar.sandbox import Sandbox  # noqa: E402
-from tests.sandbox.api import Api, tts_body  # noqa: E402
+from tests.sandbox.api import Api, tts_body
+
+from chanjing_avatar.render import media
+from chanjing_avatar.render.demo import make_demo_video
+from chanjing_avatar.render.lipsync.check import measure_sync
+from chanjing_avatar.render.speech import voice_id
+from chanjing_avatar.sandbox import Sandbox
+
+
+def _load_api() -> Any:
+    """The sandbox tests' raw-HTTP helper, loaded by path (it does not depend on sys.path)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "sandbox" / "api.py"
+    spec = importlib.util.spec_from_file_location("lipsync_sandbox_api", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_api = _load_api()
+Api = _api.Api
+tts_body = _api.tts_body
 
 pytestmark = [pytest.mark.render, pytest.mark.filterwarnings("ignore::UserWarning")]
 
 
 @pytest.fixture
-def api(sandbox_factory: Callable[..., Sandbox]) -> Iterator[Api]:
+def api(sandbox_factory: Callable[..., Sandbox]) -> Iterator[Any]:
     client = Api(sandbox_factory(renderer="lipsync"))
     client.login()
     yield client
@@ -34,7 +52,7 @@ def _face_video(tmp: Path) -> Path:
     return make_demo_video(tmp / "face.mp4", seconds=1.0, size=(192, 192))
 
 
-def test_tts_task_renders_a_moving_mouth(api: Api, tmp_path: Path) -> None:
+def test_tts_task_renders_a_moving_mouth(api: Any, tmp_path: Path) -> None:
     video = api.ready_file("lip_sync_video", _face_video(tmp_path))
     body: dict[str, Any] = tts_body(video, voice_id("zh-female-1"), text="你好，欢迎使用蝉镜！")
     body.update(screen_width=192, screen_height=192)
@@ -47,7 +65,7 @@ def test_tts_task_renders_a_moving_mouth(api: Api, tmp_path: Path) -> None:
     assert abs(rep.lag_frames) <= 1 and rep.correlation > 0.5, rep
 
 
-def test_no_face_ends_30_with_the_reason(api: Api, tmp_path: Path) -> None:
+def test_no_face_ends_30_with_the_reason(api: Any, tmp_path: Path) -> None:
     from fractions import Fraction
 
     src = tmp_path / "noface.mp4"
@@ -56,13 +74,15 @@ def test_no_face_ends_30_with_the_reason(api: Api, tmp_path: Path) -> None:
         for _ in range(10):
             w.write_frame((rng.random((96, 96, 3)) * 255).astype(np.uint8))
     video = api.ready_file("lip_sync_video", src)
-    data = api.wait_task(api.create(tts_body(video, voice_id("en-male-1"), text="Hi.")), timeout=120)
+    data = api.wait_task(
+        api.create(tts_body(video, voice_id("en-male-1"), text="Hi.")), timeout=120
+    )
     assert data["status"] == 30
     assert "no face" in data["msg"]
 
 
 def test_model1_without_weights_says_it_fell_back(
-    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CHANJING_LIPSYNC_MODEL1_ONNX", raising=False)
     video = api.ready_file("lip_sync_video", _face_video(tmp_path))

@@ -94,7 +94,9 @@ class FaceTracker:
         # The mesh model sees a 192 px crop: a big frame only costs time to convert.
         scale = min(1.0, _TRACK_SIDE / max(h, w))
         if scale < 1.0:
-            small = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+            small = cv2.resize(
+                rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+            )
             res = self._mesh.process(small)
         else:
             res = self._mesh.process(np.ascontiguousarray(rgb))

@@ -270,7 +270,9 @@ def render_mouth(
     gu = (grid - c) @ ex
     gv = (grid - c) @ ey
     g_w = seam(gu, gv)[0].reshape(len(gy), len(gx), 1)
-    edge = np.minimum.reduce([grid[:, 0] - x0, x1 - 1 - grid[:, 0], grid[:, 1] - y0, y1 - 1 - grid[:, 1]])
+    edge = np.minimum.reduce(
+        [grid[:, 0] - x0, x1 - 1 - grid[:, 0], grid[:, 1] - y0, y1 - 1 - grid[:, 1]]
+    )
     taper = _smoothstep(edge / max(4.0, 0.12 * min(rw, rh))).reshape(len(gy), len(gx), 1)
     # Blended on the coarse grid; only the lips need the exact seam (below).
     coarse = ((fields[0] + (fields[1] - fields[0]) * g_w) * taper).astype(np.float32)
