@@ -77,10 +77,19 @@ def render_once(src: Path, speech: Path, size: tuple[int, int], out_dir: Path) -
     }
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS since exec (VmHWM). ru_maxrss would also count the parent's RSS at
+    fork time: Linux keeps it across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(args: argparse.Namespace) -> None:
     d = Path(args.dir)
     res = render_once(Path(args.src), Path(args.speech), (args.width, args.height), d)
-    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    res["peak_rss_mb"] = round(peak_rss_mb(), 1)
     print(json.dumps(res))
 
 
@@ -119,6 +128,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--long", type=float, default=60.0)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--only", choices=["speed", "tts", "memory"])
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--src")
     ap.add_argument("--speech")
@@ -140,13 +150,16 @@ def main() -> None:
         cv2.imwrite(str(still), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
         video = make_demo_video(d / "src720.mp4", seconds=8.0, size=(1280, 720))
         speech = speech_file(d, args.seconds)
-        results["video_720p"] = run_child(video, speech, (1280, 720), d)
-        print("720p video:", results["video_720p"], flush=True)
-        results["still_512"] = run_child(still, speech, (512, 512), d)
-        print("512x512 still:", results["still_512"], flush=True)
-        results["tts"] = tts_speed(d)
-        print("tts:", results["tts"], flush=True)
-        if not args.skip_memory:
+        if args.only in (None, "speed", "memory"):
+            results["video_720p"] = run_child(video, speech, (1280, 720), d)
+            print("720p video:", results["video_720p"], flush=True)
+        if args.only in (None, "speed"):
+            results["still_512"] = run_child(still, speech, (512, 512), d)
+            print("512x512 still:", results["still_512"], flush=True)
+        if args.only in (None, "tts"):
+            results["tts"] = tts_speed(d)
+            print("tts:", results["tts"], flush=True)
+        if not args.skip_memory and args.only in (None, "memory"):
             long_speech = speech_file(d, args.long)
             short = results["video_720p"]
             longr = run_child(video, long_speech, (1280, 720), d)
@@ -158,7 +171,11 @@ def main() -> None:
             }
             print("memory:", results["memory"], flush=True)
     results["load_avg_end"] = os.getloadavg()[0]
-    out = Path(__file__).parent / "results" / "render_lipsync.json"
+    out = (
+        Path(__file__).parent
+        / "results"
+        / f"render_lipsync{'_' + args.only if args.only else ''}.json"
+    )
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")

@@ -20,6 +20,7 @@ import numpy as np
 from chanjing_avatar.render.base import RenderJob, TtsSpeech
 from chanjing_avatar.render.demo import make_demo_video
 from chanjing_avatar.render.lipsync.check import measure_sync, read_video
+from chanjing_avatar.render.lipsync.face import FaceTracker
 from chanjing_avatar.render.lipsync.renderer import LipsyncRenderer
 from chanjing_avatar.render.speech import voice_id
 
@@ -54,9 +55,18 @@ def main() -> None:
     for name, q in (("closed", 10), ("mid", 60), ("open", 98)):
         target = np.percentile(gaps[valid], q)
         picks[name] = int(np.argmin(np.where(valid, np.abs(gaps - target), np.inf)))
+    # One square box around the face (from the first pick) for all three, so they line up.
+    with FaceTracker(static=True) as tracker:
+        pts = tracker.detect(frames[picks["closed"]])
+    assert pts is not None
+    h, w = frames[0].shape[:2]
+    side = int(min(h, w, 1.5 * float(np.linalg.norm(pts[152] - pts[10]))))
+    cx, cy = pts[1]
+    x0 = int(np.clip(cx - side / 2, 0, w - side))
+    y0 = int(np.clip(cy - side / 2, 0, h - side))
     tiles = []
     for name, i in picks.items():
-        crop = frames[i][40:440, 56:456]
+        crop = frames[i][y0 : y0 + side, x0 : x0 + side]
         bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
         cv2.imwrite(str(out / f"lipsync-{name}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 88])
         tiles.append(cv2.resize(bgr, (300, 300), interpolation=cv2.INTER_AREA))

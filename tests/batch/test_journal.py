@@ -60,3 +60,16 @@ def test_upload_failure_fails_its_rows(tmp_path, manifest):
         failed = j.upload_failed(man.rows[0].video.key, "content check failed")
         assert sorted(failed) == ["r1", "r2"]
         assert j.row("r1").error_kind == "upload"
+
+
+def test_failed_row_may_be_fixed_before_retry(tmp_path, manifest):
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as j:
+        j.sync_manifest(load_manifest(manifest))
+        j.create_intended("r1", 1.0, {})
+        j.fail("r1", "create refused: unknown voice", "create")
+    manifest.write_text(f"id,video,text,voice\nr1,a.mp4,fixed,{VOICE}\nr2,a.mp4,two,{VOICE}\n")
+    with Journal(path) as j:
+        j.sync_manifest(load_manifest(manifest))
+        assert j.row("r1").spec["text"] == "fixed"
+        assert j.retry_failed() == ["r1"]

@@ -24,7 +24,10 @@ from chanjing_avatar.render.lipsync.check import measure_sync
 from chanjing_avatar.render.lipsync.renderer import LipsyncRenderer
 from chanjing_avatar.render.speech import voice_id
 
-pytestmark = pytest.mark.render
+pytestmark = [
+    pytest.mark.render,
+    pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning"),
+]
 
 ZH = "你好，欢迎使用蝉镜数字人！"
 EN = "Hello, and welcome! Watch the mouth move."

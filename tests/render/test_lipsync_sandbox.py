@@ -12,7 +12,6 @@ import pytest
 
 pytest.importorskip("mediapipe")
 
-from tests.sandbox.api import Api, tts_body
 
 from chanjing_avatar.render import media
 from chanjing_avatar.render.demo import make_demo_video

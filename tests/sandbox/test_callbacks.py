@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from chanjing_avatar.sandbox import CallbackPolicy
+
 from .api import Api, tts_body
-from .conftest import VOICE
+from .conftest import VOICE, Factory
 from .receiver import Receiver
+from .stub import StubRenderer
 
 
 @pytest.fixture
@@ -79,3 +82,33 @@ def test_slow_or_dead_receivers_block_nothing(api: Api, tiny_video: Path) -> Non
         assert time.monotonic() - started < 1.4
     finally:
         slow.close()
+
+
+def test_pending_retries_survive_a_restart(sandbox_factory: Factory, tiny_video: Path) -> None:
+    receiver = Receiver(fail_first=100)
+    # A backoff long enough that the sandbox stops while the second attempt is still waiting.
+    policy = CallbackPolicy(attempts=3, backoff_s=1.0, factor=1.0, timeout_s=2.0)
+    try:
+        sb = sandbox_factory(renderer=StubRenderer(), callback=policy)
+        client = Api(sb)
+        client.login()
+        video = client.ready_file("lip_sync_video", tiny_video)
+        task_id = client.create(tts_body(video, VOICE, callback=receiver.url))
+        first = receiver.wait(1)[0]
+        client.close()
+        sb.stop()
+        assert len(receiver.bodies) == 1
+
+        sb2 = sandbox_factory(renderer=StubRenderer(), callback=policy)
+        second, third = receiver.wait(3)[1:]
+        # The same callback carried on: its trace, this run's URLs, the backoff and the count of
+        # attempts kept (3 in all, not 1 + 3).
+        assert second["trace_id"] == third["trace_id"] == first["trace_id"]
+        assert second["data"]["id"] == task_id and second["data"]["status"] == 20
+        assert second["data"]["video_url"].startswith(sb2.base_url + "/")
+        assert receiver.times[1] - receiver.times[0] >= 0.9
+        time.sleep(1.2)
+        assert len(receiver.bodies) == 3
+        assert sb2.store.pending_callbacks() == []  # given up: nothing left for a next start
+    finally:
+        receiver.close()

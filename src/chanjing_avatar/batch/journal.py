@@ -259,10 +259,11 @@ class Journal:
     # -- setup -----------------------------------------------------------------------------
 
     def sync_manifest(self, manifest: Manifest) -> None:
-        """Add new rows; accept changed rows only while nothing was sent for them.
+        """Add new rows; accept a changed row only while it owns no live task (pending, or
+        failed: a fix before ``--retry-failed``).
 
-        Raises :class:`SpecChangedError` (and changes nothing) when a row whose create was already
-        intended now asks for something else.
+        Raises :class:`SpecChangedError` (and changes nothing) when a row that has or may have a
+        task now asks for something else.
         """
         now = self._clock()
         existing = {r["id"]: dict(r) for r in self._db.execute("SELECT * FROM rows")}
@@ -271,7 +272,7 @@ class Journal:
             for row in manifest.rows
             if row.id in existing
             and existing[row.id]["spec_hash"] != row.spec_hash()
-            and (existing[row.id]["attempts"] > 0 or existing[row.id]["state"] != RowState.PENDING)
+            and existing[row.id]["state"] not in (RowState.PENDING, RowState.FAILED)
         ]
         if changed:
             raise SpecChangedError(changed)

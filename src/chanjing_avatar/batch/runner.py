@@ -259,8 +259,9 @@ class BatchRunner:
             if size != row.output_size:
                 self.journal.output_lost(row.id, f"size {size} != {row.output_size}")
 
-    # The create's send time, journalled just before its bytes go out: a row intended but never
-    # sent needs no reconciliation, and the window starts at the real send.
+    # The create's send time, journalled just before its bytes go out (after the limiter's wait):
+    # the window starts at the real send, and a row intended but not sent (same boot) needs no
+    # task list at all. The client has no public hook for this; httpx's event hooks serve.
     def _install_send_hook(self) -> None:
         http: httpx.AsyncClient | None = getattr(self.client, "_http", None)
         if http is None or not hasattr(http, "event_hooks"):

@@ -44,7 +44,12 @@ class ReceiverServer:
         return f"http://{host}:{self.port}{self.receiver.path or '/'}"
 
     async def start(self) -> None:
-        import uvicorn
+        try:
+            import uvicorn
+        except ImportError:
+            raise RuntimeError(
+                "the callback receiver needs uvicorn: pip install 'chanjing-avatar[sandbox]'"
+            ) from None
 
         config = uvicorn.Config(
             self.receiver,

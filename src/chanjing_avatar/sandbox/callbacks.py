@@ -1,7 +1,9 @@
 """Task callbacks: POST the detail envelope to the task's URL, retried with backoff.
 
 Deliveries run on their own small thread pool and retries wait in a timer heap, so a slow or dead
-receiver never holds up rendering, requests or other callbacks.
+receiver never holds up rendering, requests or other callbacks. Every callback not yet delivered
+(nor given up) is kept in a ``CallbackLog`` (the Store) with its next attempt and when it is due,
+so a restarted sandbox carries on where the previous run stopped (``restore``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 
 from .config import CallbackPolicy
+from .store import CallbackLog, CallbackRecord
 
 log = logging.getLogger("chanjing_avatar.sandbox")
 
@@ -40,10 +43,14 @@ class CallbackSender:
         policy: CallbackPolicy,
         real_seconds: Callable[[float], float],
         on_outcome: Outcome = lambda task_id, outcome: None,
+        journal: CallbackLog | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self._policy = policy
         self._real = real_seconds
         self._on_outcome = on_outcome
+        self._journal = journal
+        self._now = now
         self._pool = ThreadPoolExecutor(max(1, policy.senders), thread_name_prefix="sandbox-cb")
         self._http = httpx.Client(timeout=policy.timeout_s, follow_redirects=False)
         self._heap: list[tuple[float, int, _Delivery]] = []
@@ -54,7 +61,14 @@ class CallbackSender:
         self._timer.start()
 
     def send(self, task_id: str, url: str, payload: dict[str, Any]) -> None:
+        self._remember(CallbackRecord(task_id, url, payload, 1, self._now()))
         self._schedule(_Delivery(task_id, url, payload), delay=0.0)
+
+    def restore(self, record: CallbackRecord) -> None:
+        """Take over a callback a previous run left pending: its next attempt, when it is due."""
+        self._remember(record)
+        delivery = _Delivery(record.task_id, record.url, record.payload, max(1, record.attempt))
+        self._schedule(delivery, delay=max(0.0, record.due_at - self._now()))
 
     def close(self) -> None:
         with self._wake:
@@ -104,7 +118,30 @@ class CallbackSender:
                     delivery.task_id,
                     delivery.attempt,
                 )
+            self._forget(delivery.task_id)
             return
         backoff = self._policy.backoff_s * self._policy.factor ** (delivery.attempt - 1)
+        delay = self._real(backoff)
         retry = _Delivery(delivery.task_id, delivery.url, delivery.payload, delivery.attempt + 1)
-        self._schedule(retry, self._real(backoff))
+        # Recorded even while closing, so the next start makes this attempt.
+        due_at = self._now() + delay
+        self._remember(
+            CallbackRecord(retry.task_id, retry.url, retry.payload, retry.attempt, due_at)
+        )
+        self._schedule(retry, delay)
+
+    def _remember(self, record: CallbackRecord) -> None:
+        if self._journal is None:
+            return
+        try:
+            self._journal.save_callback(record)
+        except Exception:  # delivery goes on; only a restart would lose it
+            log.exception("could not record the callback of task %s", record.task_id)
+
+    def _forget(self, task_id: str) -> None:
+        if self._journal is None:
+            return
+        try:
+            self._journal.delete_callback(task_id)
+        except Exception:
+            log.exception("could not clear the callback of task %s", task_id)

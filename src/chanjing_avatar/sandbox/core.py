@@ -13,6 +13,7 @@ import math
 import random
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -275,7 +276,14 @@ class SandboxCore:
 
     # Restart.
     def resume(self) -> None:
-        """Requeue files not yet probed and tasks a previous run left unfinished."""
+        """Requeue files not yet probed, tasks a previous run left unfinished and callbacks it
+        had not delivered yet (their ``data`` rebuilt, so URLs name this run's address)."""
+        for pending in self.store.pending_callbacks():
+            task = self.store.get_task(pending.task_id)
+            payload = pending.payload
+            if task is not None and TaskStatus(task.status).is_terminal:
+                payload = {**payload, "data": self.task_view(task, self.public_url)}
+            self.callbacks.restore(replace(pending, payload=payload))
         for record in self.store.files_awaiting_probe():
             self.work.submit(PROBE, record.id)
         for task in self.store.unfinished_tasks():

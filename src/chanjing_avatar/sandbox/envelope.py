@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -19,18 +20,27 @@ def ok(data: Any = None) -> JSONResponse:
     return JSONResponse(envelope_body(Code.SUCCESS, "success", data))
 
 
-def fail(code: int, msg: str) -> JSONResponse:
-    return JSONResponse(envelope_body(code, msg, None))
+def fail(
+    code: int, msg: str, status: int = 200, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """An error envelope; business errors keep HTTP 200, routing errors their own status."""
+    return JSONResponse(envelope_body(code, msg, None), status_code=status, headers=headers)
 
 
-def xml_error(status: int, code: str, message: str, resource: str = "") -> Response:
+def xml_error(
+    status: int,
+    code: str,
+    message: str,
+    resource: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error>'
         f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
         f"<Resource>{escape(resource)}</Resource><RequestId>{new_id().upper()}</RequestId>"
         "</Error>"
     )
-    return Response(body, status_code=status, media_type="application/xml")
+    return Response(body, status_code=status, media_type="application/xml", headers=headers)
 
 
 def gateway_page(status: int) -> Response:

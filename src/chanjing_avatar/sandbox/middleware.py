@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ access_log = logging.getLogger("chanjing_avatar.sandbox.access")
 
 FAULT_STATE_KEY = "sandbox_fault"
 _CODE_SNIFF_BYTES = 64 * 1024
+_SLASHES = re.compile("/{2,}")
 
 
 def request_fault(scope: Scope) -> Fault | None:
@@ -38,6 +40,11 @@ class SandboxMiddleware:
         self.stats = stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            # As the nginx in front of the real API does (merge_slashes): vendor scripts that
+            # append "/open/v1/..." to a base URL ending in "/" still reach the endpoint.
+            scope = {**scope, "path": _SLASHES.sub("/", scope["path"])}
+            scope.pop("raw_path", None)
         endpoint = endpoint_key(scope["path"]) if scope["type"] == "http" else "other"
         if scope["type"] != "http" or endpoint == "admin":
             # The admin API is not counted: its callers read the counts through it.

@@ -76,6 +76,27 @@ async def upload(
     return Response(status_code=200, headers={"ETag": f'"{file_id}"'})
 
 
+@router.head("/upload/{file_id}", include_in_schema=False)
+@router.get(
+    "/upload/{file_id}",
+    tags=["object store"],
+    response_class=Response,
+    responses={
+        200: {"description": "the uploaded bytes (Range supported)"},
+        206: {"description": "part"},
+        404: {"description": "XML error"},
+    },
+)
+async def uploaded(request: Request, file_id: str) -> Response:
+    """The ``full_path`` of an upload: its bytes once the PUT is done (public-read, as the
+    vendor's clients expect of that URL)."""
+    core = core_of(request)
+    record = core.store.get_file(file_id) if is_id(file_id) else None
+    if record is None or record.uploaded_at is None or not core.blobs.exists(record.blob_key):
+        return xml_error(404, "NoSuchKey", "The specified key does not exist.", request.url.path)
+    return FileResponse(core.blobs.path(record.blob_key), media_type=record.mime_type)
+
+
 @router.head("/result/lip-sync/{name}", include_in_schema=False)
 @router.get(
     "/result/lip-sync/{name}",

@@ -65,7 +65,9 @@ class Sandbox:
         self.faults = FaultInjector(cfg.faults if cfg.faults_enabled else (), seed=cfg.fault_seed)
         self.clock = Clock(Pacing(cfg.time_scale, cfg.file_sync_delay_s, cfg.task_min_duration_s))
         self.work = ThreadWorkQueue()
-        self.callbacks = CallbackSender(cfg.callback, self.clock.real, self._callback_outcome)
+        self.callbacks = CallbackSender(
+            cfg.callback, self.clock.real, self._callback_outcome, journal=self.store
+        )
         self.core = SandboxCore(
             cfg,
             self.store,

@@ -42,7 +42,29 @@ class TaskRecord:
     finished_at: float | None = None
 
 
-class Store(Protocol):
+@dataclass(frozen=True)
+class CallbackRecord:
+    """A task callback not yet delivered (nor given up): what a restart must send again."""
+
+    task_id: str
+    url: str
+    payload: dict[str, Any]
+    attempt: int = 1  # the attempt to make next
+    due_at: float = 0.0  # wall-clock unix time of that attempt
+
+
+class CallbackLog(Protocol):
+    """Where undelivered callbacks wait (a Store provides it)."""
+
+    def save_callback(self, record: CallbackRecord) -> None:
+        """Insert or replace the task's pending callback."""
+        ...
+
+    def delete_callback(self, task_id: str) -> None: ...
+    def pending_callbacks(self) -> list[CallbackRecord]: ...
+
+
+class Store(CallbackLog, Protocol):
     # Apps and tokens.
     def add_app(self, app_id: str, secret_key: str) -> None: ...
     def app_secret(self, app_id: str) -> str | None: ...

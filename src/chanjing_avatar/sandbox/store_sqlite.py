@@ -9,7 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .store import FileRecord, TaskRecord
+from .store import CallbackRecord, FileRecord, TaskRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (app_id TEXT PRIMARY KEY, secret_key TEXT NOT NULL);
@@ -27,6 +27,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     callback TEXT NOT NULL, fail_msg TEXT NOT NULL, seed INTEGER NOT NULL, finished_at REAL);
 CREATE INDEX IF NOT EXISTS tasks_by_app ON tasks (app_id, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS callbacks (
+    task_id TEXT PRIMARY KEY, url TEXT NOT NULL, payload TEXT NOT NULL,
+    attempt INTEGER NOT NULL, due_at REAL NOT NULL);
 """
 
 _FILE_COLUMNS = tuple(f.name for f in fields(FileRecord))
@@ -134,6 +137,35 @@ class SqliteStore:
     def unfinished_tasks(self) -> list[TaskRecord]:
         rows = self._rows("SELECT * FROM tasks WHERE status IN (0, 10) ORDER BY seq")
         return [_task(r) for r in rows]
+
+    # Callbacks waiting for delivery.
+    def save_callback(self, record: CallbackRecord) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO callbacks VALUES (?, ?, ?, ?, ?)",
+            (
+                record.task_id,
+                record.url,
+                _encode(record.payload),
+                record.attempt,
+                record.due_at,
+            ),
+        )
+
+    def delete_callback(self, task_id: str) -> None:
+        self._write("DELETE FROM callbacks WHERE task_id=?", (task_id,))
+
+    def pending_callbacks(self) -> list[CallbackRecord]:
+        rows = self._rows("SELECT * FROM callbacks ORDER BY due_at")
+        return [
+            CallbackRecord(
+                task_id=str(r["task_id"]),
+                url=str(r["url"]),
+                payload=json.loads(r["payload"]),
+                attempt=int(r["attempt"]),
+                due_at=float(r["due_at"]),
+            )
+            for r in rows
+        ]
 
     # Meta.
     def get_meta(self, key: str) -> str | None:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from ..passthrough import PassthroughRenderer, Progress
 from ..speech import Catalogue, SpeechError, default_catalogue
 from ..speech.base import PhonemeTiming
 from ..speech.voices import add_neural_voices
-from .face import FaceTracker, LandmarkSmoother, apply_affine, inner_gap
+from .face import FaceTracker, LandmarkSmoother, Points, apply_affine, inner_gap
 from .idle import IdleMotion, apply_head, close_eyes
 from .mouth import Appearance, render_mouth, sample_appearance
 from .neutral import LowerFacePaster
@@ -36,8 +36,11 @@ _REF_SCAN_S = 3.0  # seconds of a source video searched for a closed-mouth refer
 NO_FACE = "no face found in the video or image: upload a clip with one clearly visible face"
 
 
-def _prefetch(frames: Iterator[media.Frame], depth: int) -> Iterator[media.Frame]:
-    """Run ``frames`` (decode, track, draw) in a thread, ``depth`` frames ahead of the encoder.
+_T = TypeVar("_T")
+
+
+def _prefetch(frames: Iterator[_T], depth: int) -> Iterator[_T]:
+    """Run ``frames`` (a pipeline stage) in a thread, up to ``depth`` items ahead of its consumer.
 
     Decoding, FaceMesh, OpenCV and x264 release the GIL, so the stages overlap on two cores while
     memory stays bounded by the queue.
@@ -78,7 +81,7 @@ def _prefetch(frames: Iterator[media.Frame], depth: int) -> Iterator[media.Frame
             if kind == "error":
                 assert isinstance(item, BaseException)
                 raise item
-            yield cast(media.Frame, item)
+            yield cast(_T, item)
     finally:
         stop.set()
         worker.join(timeout=30)
@@ -236,17 +239,23 @@ class LipsyncRenderer:
         ref_img, ref_pts = best[1], best[2]
         look = sample_appearance(ref_img, ref_pts)
         paster = LowerFacePaster(ref_img, ref_pts)
-        smoother = LandmarkSmoother()
-        with FaceTracker() as tracker:
-            for i, frame in enumerate(source.frames(n_frames, job.backway, start)):
-                out = frame.copy()
-                pts = tracker.detect(out)
-                if pts is None:
-                    smoother.reset()
-                    yield out  # the face is lost for a moment: show the source frame
-                    continue
-                shown = paster.paste(out, smoother(pts))
-                yield self._mouth(out, shown, track, i, look, neural, fps)
+
+        def tracked() -> Iterator[tuple[media.Frame, Points | None]]:
+            smoother = LandmarkSmoother()
+            with FaceTracker() as tracker:
+                for frame in source.frames(n_frames, job.backway, start):
+                    pts = tracker.detect(frame)
+                    if pts is None:
+                        smoother.reset()
+                    yield frame.copy(), None if pts is None else smoother(pts).copy()
+
+        # Decode + track run one stage ahead of paste + warp (and the encoder after both).
+        for i, (out, pts) in enumerate(_prefetch(tracked(), 4)):
+            if pts is None:
+                yield out  # the face is lost for a moment: show the source frame
+                continue
+            shown = paster.paste(out, pts)
+            yield self._mouth(out, shown, track, i, look, neural, fps)
 
     def _mouth(
         self,
