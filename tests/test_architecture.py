@@ -70,7 +70,11 @@ def _imports(path: Path) -> list[tuple[int, str]]:
                 base = module_parts[: len(module_parts) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
                 if node.module is None:
-                    found += [(node.lineno, f"{target}.{a.name}") for a in node.names]
+                    # `from .. import x`: x is a submodule, or a name of the package itself.
+                    for a in node.names:
+                        sub = PKG.parent.joinpath(*target.split("."), a.name)
+                        is_module = sub.is_dir() or sub.with_suffix(".py").exists()
+                        found.append((node.lineno, f"{target}.{a.name}" if is_module else target))
                     continue
             else:
                 target = node.module or ""

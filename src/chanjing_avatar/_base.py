@@ -9,7 +9,8 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Literal
 
 import httpx
@@ -22,8 +23,9 @@ from ._config import (
     resolve_settings,
 )
 from ._core import Context, RateLimiter, Reply, RetryPolicy, Send
+from ._core._ratelimit import CHECKS, Slot
 from ._core._redact import redact_url
-from ._credentials import CredentialsStore
+from ._credentials import CredentialsStore, read_credentials_file
 from ._exceptions import ChanjingError
 
 log = logging.getLogger("chanjing_avatar")
@@ -87,10 +89,52 @@ class BaseClient:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self.base_url!r} app_id={self.app_id!r}>"
 
-    def _slot_delay(self, send: Send) -> float:
+    @property
+    def credentials_file(self) -> Path:
+        """The file holding this app's shared token (``credentials.json``, or
+        ``credentials-<app_id>.json`` beside it when that one belongs to another app)."""
+        return self._store.path
+
+    def secrets(self) -> list[str]:
+        """Every secret this client knows, for a caller that must scrub its own output: the
+        secret key, the token in memory and the ones in its credentials file (read now, so a
+        token refreshed meanwhile is included). Never logged or shown in a repr."""
+        values = [self._ctx.secret_key, self._ctx.cache.token]
+        stored = read_credentials_file(self._store.path)
+        if stored is not None:
+            values += [stored.get("secret_key"), stored.get("access_token")]
+        return list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+
+    # -- rate-limit slots and the send moment (the drivers call these around each request) ----
+
+    def _book(self, send: Send) -> Slot | None:
         if send.bucket is None or self._limiter is None:
-            return 0.0
-        return self._limiter.reserve(send.bucket, self._clock())
+            return None
+        return self._limiter.book(send.bucket, self._clock())
+
+    def _slot_delays(self, slot: Slot | None) -> Iterator[float]:
+        """How long to sleep before sending; checked again after each sleep (bounded)."""
+        if slot is None or self._limiter is None:
+            return
+        for _ in range(CHECKS):
+            delay = self._limiter.wait(slot, self._clock())
+            if delay <= 0:
+                return
+            yield delay
+
+    def _sending(self, send: Send, slot: Slot | None) -> float:
+        """The bytes are about to leave: note it in the limiter, tell ``on_sent``; wall time."""
+        if slot is not None and self._limiter is not None:
+            self._limiter.sent(slot, self._clock())
+        sent_at = time.time()
+        if send.on_sent is not None:
+            send.on_sent(sent_at)
+        return sent_at
+
+    def _settle(self, slot: Slot | None) -> None:
+        """The answer is back (or the request failed or never left)."""
+        if slot is not None and self._limiter is not None:
+            self._limiter.settle(slot, self._clock())
 
     @staticmethod
     def _log_reply(send: Send, reply: Reply, started: float) -> None:

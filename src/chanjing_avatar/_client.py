@@ -15,6 +15,7 @@ from ._base import CHUNK, LOCK_TIMEOUT_S, BaseClient, lock_busy
 from ._config import RateLimits
 from ._core import FileBody, Flow, Locked, Reply, Send, Sleep, _calls, _files, _tasks
 from ._core._download import open_sink
+from ._core._ratelimit import Slot
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
 
 T = TypeVar("T")
@@ -116,16 +117,22 @@ class Client(BaseClient):
                 raise TypeError(f"unknown effect {effect!r}")
 
     def _send(self, send: Send) -> Reply:
-        delay = self._slot_delay(send)
-        if delay > 0:
-            self._sleep(delay)
+        slot = self._book(send)
+        try:
+            for delay in self._slot_delays(slot):
+                self._sleep(delay)
+            return self._exchange(send, slot)
+        finally:
+            self._settle(slot)
+
+    def _exchange(self, send: Send, slot: Slot | None) -> Reply:
         headers = dict(send.headers)
         content = _file_chunks(send.body) if send.body is not None else None
         request = self._http.build_request(
             send.method, send.url, params=send.params, headers=headers, json=send.json,
             content=content, timeout=self._timeouts[send.timeout],
         )
-        sent_at, started = time.time(), time.monotonic()
+        sent_at, started = self._sending(send, slot), time.monotonic()
         written = 0
         response: httpx.Response | None = None
         try:
@@ -220,15 +227,22 @@ class LipSync(_Group):
         volume: int = 100,
         callback: str | None = None,
         video_path: str | os.PathLike[str] | None = None,
+        on_sent: Callable[[float], None] | None = None,
     ) -> str:
-        """Create a task (paid); returns its id. Checked locally first."""
+        """Create a task (paid); returns its id. Checked locally first.
+
+        ``on_sent(sent_at)`` is called with the wall-clock (unix) time just before the request's
+        bytes go out, after the rate limiter's wait, once per attempt (a create refused with
+        40001 or never connected is sent again). If it raises, nothing is sent and the
+        exception propagates.
+        """
         body = _tasks.create_body(
             video_file_id=video_file_id, text=text, voice_id=voice_id, speed=speed, pitch=pitch,
             audio_file_id=audio_file_id, screen_width=screen_width, screen_height=screen_height,
             backway=backway, drive_mode=drive_mode, model=model, volume=volume,
             callback=callback, video_path=video_path,
         )
-        return self._run(_tasks.create(self._client._ctx, body))
+        return self._run(_tasks.create(self._client._ctx, body, on_sent))
 
     def get(self, task_id: str) -> Task:
         return self._run(_tasks.get(self._client._ctx, task_id))

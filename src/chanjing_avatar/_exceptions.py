@@ -3,7 +3,10 @@
 ::
 
     ChanjingError                 code, msg, trace_id, endpoint
-    ├── ConfigurationError        missing keys, refused base URL (also a ValueError)
+    ├── ConfigurationError        the client cannot be set up (also a ValueError)
+    │   ├── MissingCredentialsError   no app_id/secret_key anywhere
+    │   ├── CredentialsFileError      credentials.json unreadable or corrupt; .path
+    │   └── InsecureBaseUrlError      a plain http:// base URL that is not loopback
     ├── InvalidRequestError       400 / 40000, or a local check failed; .field names the culprit
     ├── AuthenticationError       10400 / 10401, or the app_id/secret_key pair was refused
     ├── RateLimitError            40001 after the retries ran out
@@ -24,6 +27,7 @@ Messages never contain the secret key, tokens or URL signatures.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,9 +38,12 @@ __all__ = [
     "ChanjingError",
     "ConfigurationError",
     "ContentRejectedError",
+    "CredentialsFileError",
     "DownloadError",
     "FileUnavailableError",
+    "InsecureBaseUrlError",
     "InvalidRequestError",
+    "MissingCredentialsError",
     "OutcomeUnknownError",
     "QuotaExhaustedError",
     "RateLimitError",
@@ -92,6 +99,23 @@ class ChanjingError(Exception):
 
 class ConfigurationError(ChanjingError, ValueError):
     """The client cannot be set up: missing app_id/secret_key, or a refused base URL."""
+
+
+class MissingCredentialsError(ConfigurationError):
+    """No app_id/secret_key in the arguments, the environment or the credentials file."""
+
+
+class CredentialsFileError(ConfigurationError):
+    """The credentials file exists but cannot be read or is not a JSON object. ``path`` names it;
+    fix it or delete it (and store the keys again)."""
+
+    def __init__(self, msg: str, *, path: Path, **kw: Any) -> None:
+        super().__init__(msg, **kw)
+        self.path = path
+
+
+class InsecureBaseUrlError(ConfigurationError):
+    """A plain ``http://`` base URL that is not a loopback address, without ``allow_http``."""
 
 
 class InvalidRequestError(ChanjingError, ValueError):

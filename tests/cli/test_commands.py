@@ -145,9 +145,10 @@ def test_status_list_wait_download(env: Env, done_task: str, tmp_path: Path) -> 
 
 def test_unknown_task_is_an_error(env: Env, tmp_path: Path) -> None:
     r = env.run("status", "0" * 32)
-    assert r.returncode in (1, 2), r.stderr
+    assert r.returncode == 2 and "no such task" in r.stderr, r.stderr
     r = env.run("download", "0" * 32, "-o", str(tmp_path / "x.mp4"))
-    assert r.returncode in (1, 2) and not (tmp_path / "x.mp4").exists()
+    assert r.returncode == 2 and not (tmp_path / "x.mp4").exists(), r.stderr
+    assert "chanjing-avatar wait" not in r.stderr  # unknown, not unfinished
 
 
 def test_failed_task_is_exit_1(env: Env, video_file_id: str, tmp_path: Path) -> None:
@@ -174,17 +175,42 @@ def test_wait_timeout_is_exit_4(env: Env, video_file_id: str) -> None:
     assert r.returncode == 4, r.stderr
 
 
-def test_outcome_unknown_is_exit_5(env: Env, video_file_id: str) -> None:
+def test_make_timeout_is_exit_4_and_leaves_no_file(env: Env, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    r = env.run("make", "--video", str(env.video), "--text", "SLOW", "--voice", VOICE_EN,
+                "-o", str(out), "--timeout", "0.5")
+    assert r.returncode == 4 and "may still finish" in r.stderr, r.stderr
+    assert not out.exists() and not list(tmp_path.glob(".*.part"))
+
+
+def test_outcome_unknown_is_exit_5(env: Env, video_file_id: str, tmp_path: Path) -> None:
     env.sb.admin.add_fault("lipsync_create", "drop", times=1)  # type: ignore[attr-defined]
     r = env.run("create", "--video-file-id", video_file_id, "--text", "hi", "--voice", VOICE_EN)
     assert r.returncode == 5, r.stderr
     assert "chanjing-avatar list" in r.stderr
+    out = tmp_path / "out.mp4"
+    env.sb.admin.add_fault("lipsync_create", "drop", times=1)  # type: ignore[attr-defined]
+    r = env.run("make", "--video", str(env.video), "--text", "hi", "--voice", VOICE_EN,
+                "-o", str(out))
+    assert r.returncode == 5 and "chanjing-avatar list" in r.stderr, r.stderr
+    assert not out.exists()
 
 
-def test_server_error_is_exit_1(env: Env) -> None:
+def test_server_error_is_exit_1(env: Env, video_file_id: str) -> None:
     env.sb.admin.add_fault("list_common_audio", "code:40002")  # type: ignore[attr-defined]
     r = env.run("voices")
     assert r.returncode == 1, r.stderr
+    env.sb.admin.add_fault("lipsync_create", "code:50011", times=1)  # type: ignore[attr-defined]
+    r = env.run("create", "--video-file-id", video_file_id, "--text", "hi", "--voice", VOICE_EN)
+    assert r.returncode == 1, r.stderr
+
+
+def test_broken_download_is_exit_1(env: Env, done_task: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    env.sb.admin.add_fault("download", "http:404", times=20)  # type: ignore[attr-defined]
+    r = env.run("download", done_task, "-o", str(out))
+    assert r.returncode == 1, r.stderr
+    assert not out.exists()
 
 
 # -- make -----------------------------------------------------------------------------------------
@@ -300,3 +326,38 @@ def test_ctrl_c_during_make_prints_the_resume_commands(env: Env, tmp_path: Path)
     assert not out.exists()
     r = env.run("wait", task_id, "--timeout", "60")  # the task kept running
     assert r.returncode == 0, r.stderr
+
+
+def _interrupt_wait(env: Env, video_file_id: str, *extra: str) -> tuple[str, int, str, str]:
+    """Ctrl-C a `wait` of a fresh SLOW task (~4 s) once the wait has asked for its detail."""
+    import signal
+    import subprocess
+    import time
+
+    from .conftest import CLI
+
+    r = env.run("create", "--video-file-id", video_file_id, "--text", "SLOW", "--voice",
+                VOICE_EN)
+    assert r.returncode == 0, r.stderr
+    task_id = r.out
+    before = env.sb.admin.count("lipsync_detail")  # type: ignore[attr-defined]
+    proc = subprocess.Popen(
+        [str(CLI), "wait", task_id, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.environ(),
+    )
+    deadline = time.monotonic() + 30
+    while env.sb.admin.count("lipsync_detail") == before:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline and proc.poll() is None, "wait never started"
+        time.sleep(0.05)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    return task_id, proc.returncode, stdout, stderr
+
+
+def test_ctrl_c_during_wait_prints_the_resume_command(env: Env, video_file_id: str) -> None:
+    for extra in ((), ("--callback-listen", "0")):
+        task_id, code, stdout, stderr = _interrupt_wait(env, video_file_id, *extra)
+        assert code == 130, (extra, stderr)
+        assert stdout == "" and "Traceback" not in stderr, (extra, stderr)
+        assert stderr.count("\n") == 1 and f"chanjing-avatar wait {task_id}" in stderr, stderr

@@ -145,7 +145,16 @@ class SkillScripts:
 
     # _auth.get_token(), run at the start of every script
     def get_token(self) -> str:
-        data = json.loads(self.config_file.read_text(encoding="utf-8"))
+        return self._token(self.config_file, self.api + "/open/v1/access_token")
+
+    # chanjing-credentials-guard/scripts/chanjing-get-token: the same rule, but only
+    # CHANJING_CONFIG_DIR and CHANJING_API_BASE, the path appended without stripping a "/"
+    def chanjing_get_token(self) -> str:
+        config_file = Path(self.env["CHANJING_CONFIG_DIR"]) / "credentials.json"
+        return self._token(config_file, self.env["CHANJING_API_BASE"] + "/open/v1/access_token")
+
+    def _token(self, config_file: Path, url: str) -> str:
+        data = json.loads(config_file.read_text(encoding="utf-8"))
         app_id = (data.get("app_id") or "").strip()
         secret_key = (data.get("secret_key") or "").strip()
         assert app_id and secret_key
@@ -158,7 +167,7 @@ class SkillScripts:
             return str(token)
         body = self.wire.json(
             "POST",
-            self.api + "/open/v1/access_token",
+            url,
             data=json.dumps({"app_id": app_id, "secret_key": secret_key}).encode("utf-8"),
             headers={"Content-Type": "application/json"},
         )
@@ -167,7 +176,7 @@ class SkillScripts:
         assert fresh, body
         data["access_token"] = fresh
         data["expire_in"] = body["data"].get("expire_in")
-        self.config_file.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+        config_file.write_text(json.dumps(data, indent=2, ensure_ascii=False))
         return str(fresh)
 
     def _get(self, path: str, query: str, token: str) -> dict[str, Any]:
@@ -290,16 +299,20 @@ def _check_mp4(path: Path, duration_ms: int) -> None:
 def test_skill_scripts_flow(
     sandbox: Sandbox, tiny_video: Path, tiny_audio: Path, tmp_path: Path
 ) -> None:
-    # The environment docs/sandbox.md tells users to export, and `chanjing-config --ak --sk`.
+    # The environment docs/sandbox.md tells users to export (one base URL pasted with a trailing
+    # "/"), and `chanjing-config --ak --sk`.
     env = {
         "CHANJING_OPENAPI_BASE_URL": sandbox.base_url,
-        "CHANJING_API_BASE": sandbox.base_url,
+        "CHANJING_API_BASE": sandbox.base_url + "/",
         "CHANJING_OPENAPI_CREDENTIALS_DIR": str(tmp_path / "chanjing"),
         "CHANJING_CONFIG_DIR": str(tmp_path / "chanjing"),
     }
     wire = Urllib()
     scripts = SkillScripts(env, wire)
     scripts.configure(sandbox.app_id, sandbox.secret_key)
+    # The guard checks the credentials first: its token lands in credentials.json for the rest.
+    token = scripts.chanjing_get_token()
+    assert scripts.get_token() == token
 
     info = scripts.get_upload_url("lip_sync_video", "1.mp4")
     assert {"sign_url", "mime_type", "file_id"} <= set(info)
@@ -310,10 +323,10 @@ def test_skill_scripts_flow(
     voice = voices["list"][0]["id"]
 
     # The scripts' --width/--height options keep the render small (their default is 1080×1920).
-    small = {"width": 64, "height": 64}
+    small = 64
     bodies = {
         "tts, text as [text] (create_task.py)": create_task_body(
-            video_id, text=TEXT, audio_man_id=voice, **small
+            video_id, text=TEXT, audio_man_id=voice, width=small, height=small
         ),
         "tts, text as a string, --speed 1.2 --pitch 1.0 (older create_task, the seed)": (
             create_task_body(
@@ -323,11 +336,12 @@ def test_skill_scripts_flow(
                 speed=1.2,
                 pitch=1.0,
                 text_as_list=False,
-                **small,
+                width=small,
+                height=small,
             )
         ),
         "audio (create_task.py --audio-file-id)": create_task_body(
-            video_id, audio_file_id=audio_id, **small
+            video_id, audio_file_id=audio_id, width=small, height=small
         ),
     }
     for n, (label, body) in enumerate(bodies.items()):
@@ -538,14 +552,12 @@ def test_sdk_and_comfyui_flow(
 ) -> None:
     audio = tiny_audio if client == "chanjing-sdk" else write_float_wav(tmp_path / "tmpk3j2x9.wav")
     sdk = SdkClient(sandbox.base_url, sandbox.app_id, sandbox.secret_key)
-    uploaded: dict[str, str] = {}
 
     def meanwhile(video_result: dict[str, str], audio_result: dict[str, str]) -> None:
         # full_path is the public URL of the upload (the ComfyUI voice clone hands it on).
         for result, source in ((video_result, tiny_video), (audio_result, audio)):
             assert result["url"]
             assert httpx.get(result["url"]).content == source.read_bytes()
-        uploaded.update(video_result)
         # Another process takes a new token: the SDK's next call meets 10400 and recovers.
         sandbox.admin.invalidate_tokens()
 

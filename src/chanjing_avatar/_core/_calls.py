@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -104,6 +105,8 @@ class ApiCall:
     json: Any = None
     # False for the paid create: retried only when provably not processed.
     idempotent: bool = True
+    # Told the wall-clock time just before each attempt's bytes go out.
+    on_sent: Callable[[float], None] | None = None
 
 
 def call(ctx: Context, spec: ApiCall) -> Flow[Any]:
@@ -120,6 +123,7 @@ def call(ctx: Context, spec: ApiCall) -> Flow[Any]:
             headers={TOKEN_HEADER: access_token},
             json=spec.json,
             bucket=PATH_RATE_BUCKET.get(spec.path),
+            on_sent=spec.on_sent,
         )
         try:
             return decode(reply, spec.path)

@@ -15,8 +15,9 @@ import httpx
 from .._exceptions import DownloadError
 from .._models import Download
 from ._context import Context
-from ._decisions import backoff
+from ._decisions import backoff, is_retryable
 from ._effects import Flow, ProgressFn, Send, Sink, Sleep
+from ._envelope import error_for_code
 
 log = logging.getLogger("chanjing_avatar")
 
@@ -36,11 +37,72 @@ def content_range(headers: httpx.Headers) -> tuple[int, int | None] | None:
     return int(match.group(1)), None if total == "*" else int(total)
 
 
+def is_error_type(headers: httpx.Headers) -> bool:
+    """A Content-Type no video or image has: an API envelope, a web page, an XML error."""
+    ctype = str(headers.get("content-type", "")).split(";", 1)[0].strip().lower()
+    return ctype.endswith(("/json", "+json", "/html", "/xml", "+xml")) or ctype == "text/plain"
+
+
+_ENVELOPE_CODE = re.compile(rb'"code"\s*:\s*(-?\d+)')
+_PAGE_STARTS = (b"<!doctype", b"<html", b"<?xml", b"<error", b"<head", b"<body")
+
+
+def error_answer(
+    status: int | None, content: bytes, what: str = "download"
+) -> tuple[str, bool, int | None] | None:
+    """(message, retryable, envelope code) when ``content`` is an error answer, not media.
+
+    A successful envelope (code 0) is not an error.
+    An API envelope is retryable when its code is (40001, 50000, 51000...); a web page or an XML
+    error when the status is 5xx/429 or a 2xx (a gateway or proxy answered in place of the
+    object store); an object store's refusal (AccessDenied, NoSuchKey...) is not.
+    """
+    text = content.lstrip()[:4096]
+    if text[:1] == b"{":
+        try:
+            body = json.loads(content)
+        except ValueError:
+            match = _ENVELOPE_CODE.search(text)
+            body = {"code": int(match.group(1))} if match else None
+        if isinstance(body, dict) and isinstance(body.get("code"), int):
+            if body["code"] == 0:
+                return None
+            msg = body.get("msg")
+            error = error_for_code(body["code"], msg if isinstance(msg, str) else "", None, what)
+            return (f"the {what} answered an API error: {error}",
+                    is_retryable(error), body["code"])
+        return None
+    if text[:15].lower().startswith(_PAGE_STARTS):
+        parts = [m.group(1).decode("utf-8", "replace") for m in
+                 re.finditer(rb"<(?:Code|Message)>([^<]{1,200})</", text)]
+        if parts:
+            transient = parts[0] in ("InternalError", "ServiceUnavailable", "SlowDown",
+                                     "RequestTimeout")
+            retryable = transient or (status is not None and (status >= 500 or status == 429))
+            return (f"the {what} answered an error (HTTP {status}: {': '.join(parts)})",
+                    retryable, None)
+        return (f"the {what} answered a web page (HTTP {status})",
+                status is None or status < 300 or status >= 500 or status == 429, None)
+    return None
+
+
+def _head(path: Path, start: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            return f.read(4096)
+    except OSError:
+        return b""
+
+
 def open_sink(sink: Sink, status: int, headers: httpx.Headers) -> BinaryIO | None:
     """The file to stream a response into, positioned right; None to leave the file alone.
 
-    Drivers call this; it is the only place that decides where the bytes go.
+    Drivers call this; it is the only place that decides where the bytes go. An answer typed as
+    JSON, HTML or XML is an error, never the file: it stays in ``Reply.content``.
     """
+    if status in (200, 206) and is_error_type(headers):
+        return None
     if status == 200:
         return open(sink.path, "wb")
     if status == 206:
@@ -146,6 +208,37 @@ def download(
         reply = yield Send("GET", url, "download", headers=headers,
                            sink=Sink(part, offset, on_progress), timeout="download")
         status = reply.status
+        if status in (200, 206):
+            # An error answer in place of the object: never kept as the file.
+            start = offset if status == 206 else 0
+            wrong: tuple[str, bool, int | None] | None
+            if is_error_type(reply.headers):
+                wrong = error_answer(status, reply.content) or (
+                    f"the download answered {reply.headers.get('content-type')} instead of the "
+                    f"file (HTTP {status})", True, None)
+            else:
+                wrong = error_answer(status, _head(part, start)) if reply.written else None
+            if wrong is not None:
+                message, retryable, code = wrong
+                if reply.written:  # drop what this answer wrote
+                    if start == 0:
+                        part.unlink(missing_ok=True)
+                        _meta_path(part).unlink(missing_ok=True)
+                    else:
+                        with open(part, "r+b") as f:
+                            f.truncate(start)
+                if not retryable or retries >= ctx.retry.max_retries:
+                    raise DownloadError(message, http_status=status, code=code,
+                                        endpoint="download")
+                offset = _size(part)
+                if offset == 0:
+                    resumed_from = 0
+                delay = backoff(ctx.retry, retries, ctx.rng, rate_limited=code == 40001)
+                retries += 1
+                log.info("%s; retry %d/%d in %.1f s", message, retries, ctx.retry.max_retries,
+                         delay)
+                yield Sleep(delay)
+                continue
         if status == 416 and offset:
             # Nothing past our end: complete already, or the part is bogus.
             if content_range_total(reply.headers) == offset:

@@ -64,6 +64,9 @@ class Send:
     sink: Sink | None = None
     bucket: str | None = None
     timeout: TimeoutKind = "api"
+    # Called with the wall-clock time just before the request's bytes go out (after any
+    # rate-limit wait), once per attempt. If it raises, the request is not sent.
+    on_sent: Callable[[float], None] | None = None
 
     def __repr__(self) -> str:  # headers and bodies may hold the token or the secret key
         return f"Send({self.method} {redact_url(self.url)})"

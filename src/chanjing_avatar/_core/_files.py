@@ -28,6 +28,7 @@ from .._wire import (
 from ._calls import ApiCall, call
 from ._context import Context
 from ._decisions import backoff, poll_delay
+from ._download import error_answer
 from ._effects import FileBody, Flow, ProgressFn, Send, Sleep
 from ._envelope import GATEWAY_STATUSES
 
@@ -158,23 +159,30 @@ def put(
             body=FileBody(src.source, src.start, src.length, on_progress),
             timeout="upload",
         )
+        # A 2xx whose body is an error (an API envelope with a non-zero code, an XML error, a
+        # web page) did not store the bytes: retried when transient, else a fresh address.
+        wrong = None
         if reply.error is None and reply.status is not None and 200 <= reply.status < 300:
-            return address.file_id
-        if reply.status == 403:
+            wrong = error_answer(reply.status, reply.content, "upload")
+            if wrong is None:
+                return address.file_id
+        if reply.status == 403 or (wrong is not None and not wrong[1]):
+            message = _put_error(reply.status, reply.content) if wrong is None else wrong[0]
             if fresh_after_403:
-                raise TransportError(_put_error(403, reply.content), http_status=403,
-                                     endpoint="upload")
+                raise TransportError(message, http_status=reply.status, endpoint="upload",
+                                     code=None if wrong is None else wrong[2])
             fresh_after_403 = True
-            log.info("%s; asking for a new upload address", _put_error(403, reply.content))
+            log.info("%s; asking for a new upload address", message)
             address = yield from create_upload_url(ctx, service, src.name)
             got_at = ctx.clock()
             continue
         retryable = reply.error is not None or reply.status in GATEWAY_STATUSES or (
             reply.status is not None and reply.status >= 500
-        )
+        ) or wrong is not None
         message = (
             f"upload failed: network error ({type(reply.error).__name__})"
             if reply.error is not None
+            else wrong[0] if wrong is not None
             else _put_error(reply.status, reply.content)
         )
         if not retryable or retries >= ctx.retry.max_retries:

@@ -103,8 +103,12 @@ def create_body(
     return CreateLipSync.model_validate(checked).to_wire()
 
 
-def create(ctx: Context, body: dict[str, Any]) -> Flow[str]:
-    data = yield from call(ctx, ApiCall("POST", PATH_LIPSYNC_CREATE, json=body, idempotent=False))
+def create(
+    ctx: Context, body: dict[str, Any], on_sent: Callable[[float], None] | None = None
+) -> Flow[str]:
+    """Create a task; ``on_sent(unix time)`` hears each attempt just before its bytes leave."""
+    data = yield from call(ctx, ApiCall("POST", PATH_LIPSYNC_CREATE, json=body, idempotent=False,
+                                        on_sent=on_sent))
     if not isinstance(data, str) or not data:
         raise TransportError("create answered without a task id", endpoint=PATH_LIPSYNC_CREATE)
     return data

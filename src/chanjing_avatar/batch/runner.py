@@ -35,14 +35,12 @@ from .._exceptions import (
     QuotaExhaustedError,
 )
 from .._models import Task
-from .._wire import PATH_LIPSYNC_CREATE, TaskStatus, is_billing_failure
+from .._wire import TaskStatus, is_billing_failure
 from .journal import Journal, JournalRow, RowState
 from .manifest import Manifest
 from .reconcile import Listed, decide, estimate_offset
 
 if TYPE_CHECKING:
-    import httpx
-
     from .._async_client import AsyncClient
     from ..callback.receiver import CallbackReceiver
 
@@ -149,7 +147,6 @@ class BatchRunner:
         self._create_sent = False  # the current create's bytes may have left
         self._creator_done = False
         self._uploads_running = 0
-        self._hook_installed = False
         self._row_failures: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
         self._cancel = asyncio.Event()
@@ -175,7 +172,7 @@ class BatchRunner:
         self.stop_creating("cancelled")
         self._cancel.set()
         call = self._create_call
-        if call is not None and not call.done() and self._hook_installed and not self._create_sent:
+        if call is not None and not call.done() and not self._create_sent:
             call.cancel()
 
     async def _main(self) -> None:
@@ -206,7 +203,6 @@ class BatchRunner:
             if opts.retry_failed:
                 journal.retry_failed()
             self._check_outputs()
-            self._install_send_hook()
             self._refresh()
             main = asyncio.ensure_future(self._main())
             cancelled = asyncio.ensure_future(self._cancel.wait())
@@ -225,7 +221,6 @@ class BatchRunner:
                 if not main.done():
                     main.cancel()
         finally:
-            self._remove_send_hook()
             self._refresh()
             self._lock.release()
         return journal
@@ -259,36 +254,13 @@ class BatchRunner:
             if size != row.output_size:
                 self.journal.output_lost(row.id, f"size {size} != {row.output_size}")
 
-    # The create's send time, journalled just before its bytes go out (after the limiter's wait):
-    # the window starts at the real send, and a row intended but not sent (same boot) needs no
-    # task list at all. The client has no public hook for this; httpx's event hooks serve.
-    def _install_send_hook(self) -> None:
-        http: httpx.AsyncClient | None = getattr(self.client, "_http", None)
-        if http is None or not hasattr(http, "event_hooks"):
-            return
-        hooks = http.event_hooks
-        hooks["request"] = [*hooks.get("request", []), self._on_request]
-        http.event_hooks = hooks
-        self._hook_installed = True
-
-    def _remove_send_hook(self) -> None:
-        http = getattr(self.client, "_http", None)
-        if not self._hook_installed or http is None:
-            return
-        hooks = http.event_hooks
-        hooks["request"] = [h for h in hooks.get("request", []) if h != self._on_request]
-        http.event_hooks = hooks
-        self._hook_installed = False
-
-    async def _on_request(self, request: httpx.Request) -> None:
-        if (
-            self._creating_row is not None
-            and request.method == "POST"
-            and request.url.path.endswith(PATH_LIPSYNC_CREATE)
-            and self.journal is not None
-        ):
+    # The create's send time, journalled just before its bytes go out (after the limiter's wait,
+    # the client's ``on_sent`` hook): the window starts at the real send, and a row intended but
+    # not sent (same boot) needs no task list at all.
+    def _on_sent(self, sent_at: float) -> None:
+        if self._creating_row is not None and self.journal is not None:
             self._create_sent = True
-            self.journal.create_sent(self._creating_row, time.time())
+            self.journal.create_sent(self._creating_row, sent_at)
 
     # -- uploads -----------------------------------------------------------------------------
 
@@ -425,16 +397,16 @@ class BatchRunner:
         kwargs = self._create_kwargs(row)
         intent = time.time()
         journal.create_intended(row.id, intent, kwargs)
-        if not self._hook_installed:
-            journal.create_sent(row.id, intent)  # cannot see the send: assume it at once
         self._creating_row = row.id
         self._create_sent = False
         self._refresh(f"creating {row.id}")
-        self._create_call = asyncio.ensure_future(self.client.lipsync.create(**kwargs))
+        self._create_call = asyncio.ensure_future(
+            self.client.lipsync.create(**kwargs, on_sent=self._on_sent)
+        )
         try:
             task_id = await self._create_call
         except asyncio.CancelledError:
-            if self._cancel.is_set() and not self._create_sent and self._hook_installed:
+            if self._cancel.is_set() and not self._create_sent:
                 # Stopped while waiting for a rate-limit slot: nothing was sent.
                 self._creating_row = None
                 journal.reconciled(row.id, "recreate", reason="cancelled before sending")

@@ -20,6 +20,7 @@ from ._errors import CONTEXT, CliError, ExitCode
 from ._output import Output, register_secret, register_secret_source
 
 if TYPE_CHECKING:
+    from .._async_client import AsyncClient
     from .._client import Client
 
 # -- options shared by the commands ----------------------------------------------------------------
@@ -212,23 +213,38 @@ class Session:
             self.check_credentials_file()
             client = Client(base_url=self.base_url, credentials_dir=self.credentials_dir)
         self._stack.enter_context(client)
-        CONTEXT["base_url"] = client.base_url
-        register_secret(client._ctx.secret_key)
-        self._register_env_secrets()
-        # Tokens fetched during the command land in the store file: mask those too.
-        register_secret_source(lambda: _stored_secrets(client._store.path))
+        self._registered(client)
         return client
 
-    def credentials_path(self) -> Path:
-        from .._config import ENV_CREDENTIALS_DIR
+    def async_client(self) -> AsyncClient:
+        """The same as :meth:`client`, async; the caller closes it (``await c.aclose()``) in its
+        event loop."""
+        from .._async_client import AsyncClient
 
-        if self.credentials_dir is not None:
-            return self.credentials_dir.expanduser() / "credentials.json"
-        for name in ENV_CREDENTIALS_DIR:
-            value = os.environ.get(name, "").strip()
-            if value:
-                return Path(value).expanduser() / "credentials.json"
-        return Path.home() / ".chanjing" / "credentials.json"
+        if self.local:
+            sb = self.sandbox()
+            client = AsyncClient(sb.app_id, sb.secret_key, base_url=sb.base_url,
+                                 credentials_dir=local_data_dir() / "client")
+        else:
+            self.check_credentials_file()
+            client = AsyncClient(base_url=self.base_url, credentials_dir=self.credentials_dir)
+        self._registered(client)
+        return client
+
+    def _registered(self, client: Client | AsyncClient) -> None:
+        CONTEXT["base_url"] = client.base_url
+        for value in client.secrets():
+            register_secret(value)
+        self._register_env_secrets()
+        # Tokens fetched during the command land in the store file: mask those too.
+        register_secret_source(client.secrets)
+
+    def credentials_path(self) -> Path:
+        """credentials.json in the folder the client resolves (the client's own code path)."""
+        from .. import resolve_credentials_dir
+
+        folder = resolve_credentials_dir(self.credentials_dir).value
+        return Path(folder or ".") / "credentials.json"
 
     def _register_env_secrets(self) -> None:
         register_secret(os.environ.get("CHANJING_SECRET_KEY"))
@@ -236,35 +252,13 @@ class Session:
             register_secret(value)
 
     def check_credentials_file(self) -> None:
-        """A corrupted credentials file is an error to fix, not 'no credentials'."""
-        if os.environ.get("CHANJING_APP_ID") and os.environ.get("CHANJING_SECRET_KEY"):
-            return
-        path = self.credentials_path()
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raise CliError(f"cannot read {path}: {e.strerror}", ExitCode.AUTH) from None
-        import json
+        """A corrupted credentials file is an error to fix, not 'no credentials': the client's
+        resolution raises CredentialsFileError (naming the file) when it needs the file."""
+        from .. import resolve_config
 
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise CliError(
-                f"{path} is not valid JSON: fix it or write it again with "
-                "`chanjing-avatar auth set`",
-                ExitCode.AUTH,
-            ) from None
-        if not isinstance(data, dict):
-            raise CliError(
-                f"{path} must hold a JSON object with app_id and secret_key: "
-                "write it again with `chanjing-avatar auth set`",
-                ExitCode.AUTH,
-            )
-        for key in ("secret_key", "access_token"):
-            if isinstance(data.get(key), str):
-                register_secret(data[key])
+        config = resolve_config(base_url=self.base_url, credentials_dir=self.credentials_dir)
+        register_secret(config.secret_key.value)
+        register_secret(config.token.value)
 
     def close(self) -> None:
         self._stack.close()

@@ -116,12 +116,14 @@ def _describe_client_error(exc: BaseException) -> Failure | None:
         detail_parts.append(f"trace_id={exc.trace_id}")
     detail = " ".join(detail_parts)
 
-    if isinstance(exc, E.ConfigurationError):
-        msg = msg.replace(", or pass allow_http=True", "")
-        low = msg.lower()
-        if "base url" in low or "base_url" in low or "http" in low:
-            return Failure(ExitCode.USAGE, msg, detail)
+    if isinstance(exc, E.MissingCredentialsError):
         return Failure(ExitCode.AUTH, f"{msg} (set them with: chanjing-avatar auth set)", detail)
+    if isinstance(exc, E.CredentialsFileError):
+        return Failure(
+            ExitCode.AUTH, f"{msg} (or write it again with: chanjing-avatar auth set)", detail
+        )
+    if isinstance(exc, E.ConfigurationError):  # a refused or malformed base URL
+        return Failure(ExitCode.USAGE, msg.replace(", or pass allow_http=True", ""), detail)
     if isinstance(exc, E.InvalidRequestError):
         return Failure(ExitCode.USAGE, msg, detail)
     if isinstance(exc, E.AuthenticationError):

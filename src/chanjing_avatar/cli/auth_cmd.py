@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,31 +29,13 @@ def _read_secret_from_stdin() -> str:
 def _write_credentials(directory: Path, app_id: str, secret_key: str,
                        token: tuple[str, float] | None) -> Path:
     """Replace credentials.json atomically (0600), under the lock the client uses for it."""
-    import tempfile
+    from .. import save_credentials
 
-    from filelock import FileLock
-
-    from .._credentials import CREDENTIALS_FILE, _ensure_private_dir
-
-    _ensure_private_dir(directory)
-    path = directory / CREDENTIALS_FILE
-    with FileLock(str(path) + ".lock", mode=0o600):
-        data: dict[str, Any] = {"app_id": app_id, "secret_key": secret_key}
-        if token is not None:
-            data["access_token"], expire_in = token[0], token[1]
-            data["expire_in"] = int(expire_in) if float(expire_in).is_integer() else expire_in
-        fd, tmp = tempfile.mkstemp(prefix=".credentials-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, ensure_ascii=False, indent=2)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-    return path
+    return save_credentials(
+        app_id, secret_key, credentials_dir=directory,
+        access_token=None if token is None else token[0],
+        expire_in=None if token is None else token[1],
+    )
 
 
 @auth_app.command("set")
@@ -109,15 +89,15 @@ def _fetch_token(app_id: str, secret: str, base_url: str | None) -> tuple[str, f
     """Get a token in a scratch folder, so nothing is written unless the pair works."""
     import tempfile
 
+    from .. import resolve_config
     from .._client import Client
-    from .._credentials import CredentialsStore
 
     with tempfile.TemporaryDirectory(prefix="chanjing-auth-") as tmp:
         with Client(app_id, secret, base_url=base_url, credentials_dir=tmp) as c:
             token = c.auth.token()
             register_secret(token)
-        stored = CredentialsStore(Path(tmp), app_id, secret).read()
-        expire = stored.expire_in if stored is not None and stored.token == token else 0.0
+        stored = resolve_config(app_id, secret, credentials_dir=tmp)
+        expire = (stored.token_expire_in or 0.0) if stored.token.value == token else 0.0
     return token, expire
 
 
@@ -135,9 +115,7 @@ def auth_status(
     """Show where the app id, secret key, base URL and token come from (secrets masked)."""
     from datetime import UTC, datetime
 
-    from .._config import ENV_APP_ID, ENV_BASE_URL, ENV_SECRET_KEY
     from .._core._redact import mask
-    from .._wire import DEFAULT_BASE_URL
 
     with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
                  credentials_dir=credentials_dir) as s:
@@ -150,49 +128,38 @@ def auth_status(
                 "base_url": {"value": sb.base_url, "source": "local sandbox"},
             }
         else:
-            s.check_credentials_file()
-            path = s.credentials_path()
-            stored: dict[str, Any] = {}
-            if path.exists():
-                with contextlib.suppress(OSError, ValueError):
-                    loaded = json.loads(path.read_bytes())
-                    stored = loaded if isinstance(loaded, dict) else {}
-            for key in ("secret_key", "access_token"):
-                if isinstance(stored.get(key), str):
-                    register_secret(stored[key])
-            env_app = os.environ.get(ENV_APP_ID, "").strip()
-            env_secret = os.environ.get(ENV_SECRET_KEY, "").strip()
-            register_secret(env_secret)
-            app_id = env_app or stored.get("app_id") or None
-            app_src = (f"env {ENV_APP_ID}" if env_app else
-                       f"file {path}" if stored.get("app_id") else "not set")
-            if env_secret:
-                secret, secret_src = env_secret, f"env {ENV_SECRET_KEY}"
-            elif stored.get("secret_key") and stored.get("app_id") == app_id:
-                secret, secret_src = stored["secret_key"], f"file {path}"
-            else:
-                secret, secret_src = None, "not set"
-            if base_url:
-                url, url_src = base_url, "--base-url"
-            else:
-                env_name = next((n for n in ENV_BASE_URL if os.environ.get(n, "").strip()), None)
-                url = os.environ[env_name].strip() if env_name else DEFAULT_BASE_URL
-                url_src = f"env {env_name}" if env_name else "default"
+            from .. import Setting, resolve_config
+
+            # The client's own resolution, with the source of each setting.
+            config = resolve_config(base_url=base_url, credentials_dir=credentials_dir)
+            path = config.credentials_file
+            register_secret(config.secret_key.value)
+            register_secret(config.token.value)
+
+            def source(setting: Setting) -> str:
+                if setting.source in ("env", "legacy env"):
+                    return f"env {setting.origin}"
+                if setting.source == "file":
+                    return f"file {setting.origin}"
+                names = {"argument": "--base-url", "unset": "not set"}
+                return names.get(setting.source, str(setting.source))
+
+            app_id, secret = config.app_id.value, config.secret_key.value
             info = {
                 "credentials_file": {"value": str(path), "exists": path.exists()},
-                "app_id": {"value": app_id, "source": app_src},
-                "secret_key": {"value": mask(secret) if secret else None, "source": secret_src},
-                "base_url": {"value": url, "source": url_src},
+                "app_id": {"value": app_id, "source": source(config.app_id)},
+                "secret_key": {"value": mask(secret) if secret else None,
+                               "source": source(config.secret_key)},
+                "base_url": {"value": config.base_url.value, "source": source(config.base_url)},
             }
             token_info: dict[str, Any] = {"value": None, "expires": None, "source": "none"}
-            if (isinstance(stored.get("access_token"), str) and stored.get("app_id") == app_id
-                    and isinstance(stored.get("expire_in"), int | float)):
-                expires = datetime.fromtimestamp(float(stored["expire_in"]), tz=UTC)
+            if config.token.value and config.token_expire_in is not None:
+                expires = datetime.fromtimestamp(config.token_expire_in, tz=UTC)
                 token_info = {
-                    "value": mask(stored["access_token"]),
+                    "value": mask(config.token.value),
                     "expires": expires.isoformat(timespec="seconds"),
                     "expired": expires <= datetime.now(tz=UTC),
-                    "source": f"file {path}",
+                    "source": source(config.token),
                 }
             info["token"] = token_info
             if not (app_id and secret):

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import shlex
-import signal
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ._common import BaseUrlOpt, CredentialsDirOpt, JsonOpt, LocalOpt, VerboseOpt, local_data_dir
+from ._common import BaseUrlOpt, CredentialsDirOpt, JsonOpt, LocalOpt, VerboseOpt
 from ._errors import CliError, ExitCode
 
 if TYPE_CHECKING:
-    from .._async_client import AsyncClient
     from ..batch.runner import BatchProgress, BatchRunner
     from ._common import Session
+
+# asyncio, signal, shlex and the batch/callback packages load inside the command: ``--help``
+# must not pay for them.
 
 
 def batch(
@@ -68,6 +65,8 @@ def batch(
     verbose: VerboseOpt = False,
 ) -> None:
     """Make one video per manifest row; re-run the same command to resume."""
+    import asyncio
+
     from ..batch.manifest import ManifestError, load_manifest
     from ._common import session
 
@@ -95,25 +94,10 @@ def batch(
         raise typer.Exit(code)
 
 
-def _async_client(s: Session) -> AsyncClient:
-    from .._async_client import AsyncClient
-    from ._output import register_secret
-
-    if s.local:
-        sb = s.sandbox()
-        return AsyncClient(sb.app_id, sb.secret_key, base_url=sb.base_url,
-                           credentials_dir=local_data_dir() / "client")
-    client = AsyncClient(base_url=s.base_url, credentials_dir=s.credentials_dir)
-    register_secret(client._ctx.secret_key)
-    return client
-
-
 def _parse_listen(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    try:
-        return (host.strip("[]") or "127.0.0.1"), int(port)
-    except ValueError:
-        raise CliError(f"--callback-listen: expected [HOST:]PORT, got {value!r}") from None
+    from ._callbacks import parse_listen
+
+    return parse_listen(value)
 
 
 def _apply_resolutions(journal_path: Path, resolve: list[str]) -> None:
@@ -144,6 +128,11 @@ async def _run(
     live: bool,
     argv: list[str],
 ) -> int:
+    import asyncio
+    import contextlib
+    import shlex
+    import signal
+
     from ..batch.journal import SpecChangedError
     from ..batch.report import build_report, render_summary, write_report
     from ..batch.runner import BatchOptions, BatchRunner
@@ -153,13 +142,17 @@ async def _run(
     if resolve:
         outdir.mkdir(parents=True, exist_ok=True)
         _apply_resolutions(opts.journal_file, resolve)
-    client = _async_client(s)
-    runner = BatchRunner(client, manifest, opts)
     server = None
+    host, port = _parse_listen(callback_listen) if callback_listen else ("", 0)
+    if callback_listen:
+        from ._callbacks import check_bindable
+
+        check_bindable(host, port)  # uvicorn would end the process on a busy port
+    client = s.async_client()
+    runner = BatchRunner(client, manifest, opts)
     if callback_listen:
         from ..callback import CallbackReceiver, ReceiverServer, is_loopback
 
-        host, port = _parse_listen(callback_listen)
         if not is_loopback(host):
             s.out.warn(f"the callback receiver listens on {host}, not only on this machine")
         receiver = CallbackReceiver(runner.confirm)
@@ -245,6 +238,8 @@ class _Display:
         self._last = 0.0
 
     def _render(self) -> Any:
+        import time
+
         from rich.text import Text
 
         p: BatchProgress = self._runner.progress

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -38,16 +34,22 @@ def serve(
     verbose: VerboseOpt = False,
 ) -> None:
     """Serve the receiver until Ctrl-C. Each confirmed task is printed as one JSON line."""
+    import asyncio
+    import contextlib
+    import json
+    import sys
+
+    from ._callbacks import check_bindable
     from ._common import session
 
+    check_bindable(host, port)  # uvicorn would end the process on a busy port
     with session(verbose=verbose, local=local, base_url=base_url,
                  credentials_dir=credentials_dir) as s:
-        from .batch_cmd import _async_client
 
         async def main() -> None:
             from ..callback import CallbackReceiver, ReceiverServer, is_loopback
 
-            client = _async_client(s)
+            client = s.async_client()
 
             async def confirm(task_id: str) -> Task:
                 return await client.lipsync.get(task_id)

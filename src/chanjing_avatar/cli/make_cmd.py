@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import typer
 
+from ._callbacks import CallbackListenOpt, Listen, SafetyPollOpt
 from ._common import (
     BaseUrlOpt,
     CredentialsDirOpt,
@@ -42,7 +43,7 @@ from .tasks_cmd import (
 )
 
 if TYPE_CHECKING:
-    from .._models import MakeEvent
+    from .._models import MakeEvent, MakeResult
 
 
 class StageView:
@@ -166,6 +167,8 @@ def make(
     model: ModelOpt = 0,
     volume: VolumeOpt = 100,
     callback: CallbackOpt = None,
+    callback_listen: CallbackListenOpt = None,
+    safety_poll: SafetyPollOpt = None,
     timeout: TimeoutOpt = 1800,
     overwrite: OverwriteOpt = False,
     local: LocalOpt = False,
@@ -177,6 +180,8 @@ def make(
     """The whole job: upload, create, wait, download; ends with the path, duration and size.
 
     Ctrl-C while waiting leaves the task running and prints the command that resumes it.
+    With --callback-listen, the task's callback (sent to --callback-url, or to the listen
+    address) ends the wait at once, and polling slows to a safety net.
     """
     from .._wire import VIDEO_EXTENSIONS
     from ._present import human_size
@@ -188,6 +193,10 @@ def make(
         require_file(video, "video", VIDEO_EXTENSIONS)
     speech = Speech(text=text, text_file=text_file, voice=voice, speed=speed, pitch=pitch,
                     audio=audio, audio_file_id=None, voice_optional=local)
+    listen = Listen.from_options(callback_listen, safety_poll)
+    if listen is not None and listen.is_wildcard and callback is None:
+        raise CliError(f"--callback-listen {listen.host}: give --callback-url, the address "
+                       "at which the API reaches this receiver")
     options = create_options(width, height, backway, drive_mode, model, volume, callback)
     precheck(speech, options)
     options = {k: v for k, v in options.items() if v is not None}
@@ -196,23 +205,31 @@ def make(
         if video is None:
             s.out.note("no --video: making a demo face video")
             video = _demo_video()
+        # The sync client picks a voice (--local) and makes the video without a receiver.
         client = s.client()
         speech.pick_voice(client, s.out)
         view = StageView(s)
+        tts_options = {"speed": speech.speed, "pitch": speech.pitch} if speech.is_tts else {}
         try:
             with view:
-                result = client.lipsync.make(
-                    video=video,
-                    output=output,
-                    text=speech.text,
-                    voice_id=speech.voice,
-                    audio=speech.audio,
-                    on_event=view,
-                    overwrite=overwrite,
-                    timeout=timeout,
-                    **({"speed": speech.speed, "pitch": speech.pitch} if speech.is_tts else {}),
-                    **options,
-                )
+                if listen is not None:
+                    result = _make_with_receiver(
+                        s, view, listen, video=video, output=output, speech=speech,
+                        options=options, overwrite=overwrite, timeout=timeout,
+                    )
+                else:
+                    result = client.lipsync.make(
+                        video=video,
+                        output=output,
+                        text=speech.text,
+                        voice_id=speech.voice,
+                        audio=speech.audio,
+                        on_event=view,
+                        overwrite=overwrite,
+                        timeout=timeout,
+                        **tts_options,
+                        **options,
+                    )
         except KeyboardInterrupt:
             if view.task_id is None:
                 raise CliError("interrupted before a task was created; nothing to resume",
@@ -232,3 +249,72 @@ def make(
         }
         dur = f"{duration:.1f} s" if duration is not None else "unknown duration"
         s.out.result(data, f"{result.download.path} ({dur}, {human_size(size)})")
+
+
+def _make_with_receiver(
+    s: Session,
+    view: StageView,
+    listen: Listen,
+    *,
+    video: Path,
+    output: Path,
+    speech: Speech,
+    options: dict[str, Any],
+    overwrite: bool,
+    timeout: float,
+) -> MakeResult:
+    """``lipsync.make`` with the callback receiver running during the wait: upload, create with
+    the callback URL, wait (callback or safety poll), download; the same events for the view."""
+    import asyncio
+
+    from .._exceptions import TaskFailedError
+    from .._models import MakeEvent, MakeResult, Task
+    from ._callbacks import running_receiver, wait_for_task, warn_unreachable
+
+    options = dict(options)
+    given_url = options.pop("callback", None)
+
+    def progress(stage: str) -> Any:
+        return lambda sent, total: view(MakeEvent(stage=stage, sent=sent, total=total))
+
+    async def main() -> MakeResult:
+        client = s.async_client()
+        try:
+            async with running_receiver(client, listen, s.out) as server:
+                url = given_url or server.url
+                warn_unreachable(s.out, url, client.base_url, listen.safety_poll)
+                upload_timeout = min(timeout, 600)
+                detail = await client.files.upload(video, "lip_sync_video",
+                                                   on_progress=progress("upload_video"),
+                                                   timeout=upload_timeout)
+                video_file_id = detail.id
+                view(MakeEvent(stage="upload_video", file_id=video_file_id))
+                audio_file_id: str | None = None
+                if speech.audio is not None:
+                    detail = await client.files.upload(speech.audio, "lip_sync_audio",
+                                                       on_progress=progress("upload_audio"),
+                                                       timeout=upload_timeout)
+                    audio_file_id = detail.id
+                    view(MakeEvent(stage="upload_audio", file_id=audio_file_id))
+                task_id = await client.lipsync.create(
+                    video_file_id=video_file_id, text=speech.text, voice_id=speech.voice,
+                    speed=speech.speed, pitch=speech.pitch, audio_file_id=audio_file_id,
+                    video_path=video, callback=url, **options,
+                )
+                view(MakeEvent(stage="create", task=Task(id=task_id)))
+                task = await wait_for_task(
+                    client, server.receiver, task_id, timeout=timeout,
+                    safety_poll=listen.safety_poll,
+                    on_progress=lambda t: view(MakeEvent(stage="wait", task=t)),
+                )
+            if task.failed:
+                raise TaskFailedError(task)
+            download = await client.lipsync.download(task, output, overwrite=overwrite,
+                                                     on_progress=progress("download"))
+            view(MakeEvent(stage="done", task=task, path=download.path))
+            return MakeResult(task=task, video_file_id=video_file_id,
+                              audio_file_id=audio_file_id, download=download)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())

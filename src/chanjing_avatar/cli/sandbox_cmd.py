@@ -28,9 +28,20 @@ def _parse_fault(text: str) -> dict[str, object]:
         raise typer.BadParameter(f"{text!r}: use ENDPOINT=FAULT[@PROBABILITY]")
     fault, _, probability = rest.partition("@")
     try:
-        return {"endpoint": endpoint, "fault": fault, "probability": float(probability or 1.0)}
+        rule: dict[str, object] = {
+            "endpoint": endpoint,
+            "fault": fault,
+            "probability": float(probability or 1.0),
+        }
     except ValueError:
         raise typer.BadParameter(f"{text!r}: the probability must be a number") from None
+    from ..sandbox.faults import FaultRule
+
+    try:
+        FaultRule.parse(rule)  # an unknown fault or a probability outside 0..1: a usage error
+    except ValueError as e:
+        raise typer.BadParameter(f"{text!r}: {e}") from None
+    return rule
 
 
 @sandbox_app.command()
@@ -73,7 +84,8 @@ def serve(
         list[str] | None,
         typer.Option(
             help="Inject a fault: ENDPOINT=FAULT[@PROBABILITY], e.g. "
-            "lipsync_detail=50000@0.1 (repeatable)."
+            "lipsync_detail=50000@0.1 or lipsync_create=drop_after@0.05 (repeatable; "
+            "faults in docs/sandbox.md)."
         ),
     ] = None,
     fault_seed: Annotated[int | None, typer.Option(help="Seed of the fault dice.")] = None,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ._callbacks import CallbackListenOpt, Listen, SafetyPollOpt
 from ._common import (
     BaseUrlOpt,
     CredentialsDirOpt,
@@ -63,7 +64,10 @@ DriveModeOpt = Annotated[
 ModelOpt = Annotated[int, typer.Option("--model", help="0 basic, 1 high quality.")]
 VolumeOpt = Annotated[int, typer.Option("--volume", help="Speech volume, 1-100.")]
 CallbackOpt = Annotated[
-    str | None, typer.Option("--callback", help="URL to POST the finished task to.")
+    str | None,
+    typer.Option("--callback", "--callback-url",
+                 help="URL the API POSTs the finished task to (e.g. the public address of a "
+                 "`--callback-listen` receiver).", show_default=False),
 ]
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", help="Give up waiting after this many seconds (exit 4).")
@@ -327,18 +331,32 @@ def list_tasks(
         s.out.result(data, lambda: s.out.table(TASK_COLUMNS, [task_row(t) for t in tasks], title))
 
 
-def wait_with_bar(s: Session, client: Client, task_id: str, timeout: float) -> Task:
-    """Wait for a task with a bar of its own progress; a failed task raises (exit 1)."""
+def wait_with_bar(s: Session, task_id: str, timeout: float,
+                  listen: Listen | None = None) -> Task:
+    """Wait for a task with a bar of its own progress; a failed task raises (exit 1).
+
+    With ``listen``, the callback receiver runs there and polling slows to its safety net."""
     from .._exceptions import TaskFailedError
     from ._present import status_name
 
+    # The client (and with --local the sandbox, with its note) before the bar starts.
+    client = s.client() if listen is None else None
+    if s.local:
+        s.sandbox()
     with s.out.progress(f"task {task_id[:8]}: queued", total=100) as bar:
 
         def on_progress(task: Task) -> None:
             bar.update(task.progress, description=f"task {task_id[:8]}: "
                        f"{status_name(task.status)}")
 
-        task = client.lipsync.wait(task_id, timeout=timeout, on_progress=on_progress)
+        if client is not None:
+            task = client.lipsync.wait(task_id, timeout=timeout, on_progress=on_progress)
+        else:
+            from ._callbacks import wait_with_receiver
+
+            assert listen is not None
+            task = wait_with_receiver(s, task_id, listen, timeout=timeout,
+                                      on_progress=on_progress)
     if task.failed:
         raise TaskFailedError(task)
     return task
@@ -354,19 +372,26 @@ def resume_hint(task_id: str, local: bool, output: Path | None) -> str:
 def wait(
     task_id: TaskIdArg,
     timeout: TimeoutOpt = 1800,
+    callback_listen: CallbackListenOpt = None,
+    safety_poll: SafetyPollOpt = None,
     local: LocalOpt = False,
     base_url: BaseUrlOpt = None,
     credentials_dir: CredentialsDirOpt = None,
     json_: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Wait until a task finishes (exit 1 if it failed, 4 on timeout)."""
+    """Wait until a task finishes (exit 1 if it failed, 4 on timeout).
+
+    With --callback-listen, the task's callback (its --callback-url must reach this address)
+    ends the wait at once, and polling slows to a safety net.
+    """
     from ._present import task_dict, task_text
 
+    listen = Listen.from_options(callback_listen, safety_poll)
     with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
                  credentials_dir=credentials_dir) as s:
         try:
-            task = wait_with_bar(s, s.client(), task_id, timeout)
+            task = wait_with_bar(s, task_id, timeout, listen)
         except KeyboardInterrupt:
             flag = " --local" if local else ""
             raise CliError(
@@ -398,9 +423,21 @@ def download(
     check_output(path, overwrite)
     with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
                  credentials_dir=credentials_dir) as s:
+        from .._exceptions import InvalidRequestError
+
         client = s.client()
-        result = download_with_bar(s, client, task_id, path, overwrite=overwrite,
-                                   preview=preview)
+        try:
+            result = download_with_bar(s, client, task_id, path, overwrite=overwrite,
+                                       preview=preview)
+        except InvalidRequestError as e:
+            if e.field != "task":
+                raise
+            # An unfinished task: say what to do rather than only what is missing.
+            flag = " --local" if local else ""
+            raise CliError(
+                f"{e.msg}: wait for it first with `chanjing-avatar wait{flag} {task_id}`, "
+                "then download again",
+            ) from None
         s.out.result(download_dict(result), str(result.path))
 
 

@@ -40,12 +40,14 @@ class SandboxAdmin:
         times: int | None = None,
         sequence: Sequence[FaultSpec | None] | None = None,
     ) -> None:
-        """Add a rule: ``fault`` with ``probability`` (at most ``times`` times), or a scripted
-        ``sequence`` consumed one request at a time (None lets a request through).
+        """Add a rule after the existing ones: ``fault`` with ``probability`` (at most ``times``
+        times), or a scripted ``sequence`` consumed one request at a time (None: this rule lets
+        that request through). Every matching rule is asked in order; the first that fires wins.
 
         ``endpoint`` is a key such as ``"lipsync_detail"`` or ``"*"``; faults are given as
         ``Fault`` objects or texts like ``"50000"``, ``"502"``, ``"drop"``, ``"delay:2"``,
-        ``"invalidate_token"``, ``"file_98"``, ``"task_failure"``.
+        ``"delay_after:2"``, ``"drop_after"``, ``"invalidate_token"``, ``"file_98"``,
+        ``"task_failure"`` (see docs/sandbox.md).
         """
         body = {
             "endpoint": endpoint,
@@ -85,7 +87,8 @@ class SandboxAdmin:
         return items
 
     def stats(self) -> dict[str, Any]:
-        """``{"requests": {endpoint: n}, "responses": {endpoint: {outcome: n}}}``."""
+        """``{"requests": {endpoint: n}, "responses": {endpoint: {outcome: n}},
+        "faults": {endpoint: {fault kind: n}}}``."""
         snapshot: dict[str, Any] = self._call("GET", "/stats")
         return snapshot
 

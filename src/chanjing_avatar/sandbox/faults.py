@@ -2,7 +2,8 @@
 
 A rule names an endpoint key (see ``endpoints.py``; ``"*"`` for every API endpoint) and either a
 fault with a probability or a scripted sequence consumed one request at a time (``None`` in a
-sequence lets that request through). Faults are off unless a rule is installed.
+sequence lets that request through). Every matching live rule is asked in order and the first that
+fires decides; faults are off unless a rule is installed.
 """
 
 from __future__ import annotations
@@ -15,12 +16,24 @@ from typing import Any, Literal, cast
 
 from .._wire import Code
 
-FaultKind = Literal["code", "http", "drop", "delay", "invalidate_token", "file_98", "task_failure"]
+FaultKind = Literal[
+    "code",
+    "http",
+    "drop",
+    "delay",
+    "delay_after",
+    "drop_after",
+    "invalidate_token",
+    "file_98",
+    "task_failure",
+]
 FAULT_KINDS: tuple[FaultKind, ...] = (
     "code",
     "http",
     "drop",
     "delay",
+    "delay_after",
+    "drop_after",
     "invalidate_token",
     "file_98",
     "task_failure",
@@ -35,7 +48,9 @@ class Fault:
     kind: FaultKind
     code: int = int(Code.INTERNAL)  # "code": answer this envelope code
     status: int = 502  # "http": answer this HTTP status with an HTML body
-    delay_s: float = 1.0  # "delay": wait this long (real seconds) before answering
+    # "delay": wait this long (real seconds) before handling the request; "delay_after": handle
+    # it, then hold the answer this long.
+    delay_s: float = 1.0
     msg: str = ""  # "task_failure" / "file_98": the msg to report
 
     @classmethod
@@ -43,8 +58,9 @@ class Fault:
         """Accept a Fault, a dict of its fields, or a short text.
 
         Texts: ``"50000"`` / ``"40001"`` (an envelope code), ``"502"`` (an HTTP status),
-        ``"code:40002"``, ``"http:503"``, ``"delay:2.5"``, ``"drop"``, ``"invalidate_token"``,
-        ``"file_98"``, ``"task_failure"`` or ``"task_failure:<msg>"``.
+        ``"code:40002"``, ``"http:503"``, ``"delay:2.5"``, ``"delay_after:2.5"``, ``"drop"``,
+        ``"drop_after"``, ``"invalidate_token"``, ``"file_98"``, ``"task_failure"`` or
+        ``"task_failure:<msg>"``.
         """
         if isinstance(spec, Fault):
             return spec
@@ -64,13 +80,16 @@ class Fault:
             return cls("code", code=int(arg or Code.INTERNAL))
         if head == "http":
             return cls("http", status=int(arg or 502))
-        if head == "delay":
-            return cls("delay", delay_s=float(arg or 1.0))
+        if head in ("delay", "delay_after"):
+            delay_s = float(arg or 1.0)
+            if not 0.0 <= delay_s < float("inf"):
+                raise ValueError(f"{spec!r}: the delay must be a number of seconds >= 0")
+            return cls(cast(FaultKind, head), delay_s=delay_s)
         if head == "task_failure":
             return cls("task_failure", msg=arg or BILLING_FAILURE_MSG)
         if head == "file_98":
             return cls("file_98", msg=arg)
-        if head in ("drop", "invalidate_token"):
+        if head in ("drop", "drop_after", "invalidate_token"):
             return cls(cast(FaultKind, head))
         raise ValueError(f"unknown fault {spec!r}")
 
@@ -82,6 +101,19 @@ class Fault:
             "delay_s": self.delay_s,
             "msg": self.msg,
         }
+
+
+def object_store_error(code: int) -> tuple[int, str, str]:
+    """What an object store / CDN answers instead of a ``code`` fault's envelope, which it never
+    sends: ``(HTTP status, XML error code, message)`` for the ``upload`` and ``download`` endpoints.
+    """
+    if code == Code.RATE_LIMITED:
+        return 503, "SlowDown", "Please reduce your request rate."
+    if code in (Code.TOKEN_INVALID, Code.AUTH_FAILED):
+        return 403, "AccessDenied", "Access Denied"
+    if code == Code.BAD_FORMAT or 40000 <= code < 50000:
+        return 400, "InvalidRequest", f"The request was refused (injected code {code})."
+    return 500, "InternalError", "We encountered an internal error. Please try again."
 
 
 @dataclass
@@ -168,18 +200,23 @@ class FaultInjector:
             return [rule.to_json() for rule in self._rules]
 
     def pick(self, endpoint: str) -> Fault | None:
-        """The fault for one request to ``endpoint``; the first matching live rule decides."""
+        """The fault for one request to ``endpoint``, or None.
+
+        Every matching live rule is asked in order until one fires: a probability rule rolls its
+        die (one draw from the seeded generator per rule asked, so a run is reproducible under
+        ``fault_seed``), a sequence gives up its next item (``None`` = does not fire). Rules after
+        the one that fired are not asked: they roll nothing and their sequences keep their items.
+        """
         with self._lock:
-            if not self._rules:
-                return None
             for rule in self._rules:
                 if rule.endpoint not in (endpoint, "*") or rule.exhausted:
                     continue
                 if rule.sequence is not None:
                     rule.fired += 1
-                    return rule.sequence.pop(0)
-                if self._rng.random() < rule.probability:
+                    item = rule.sequence.pop(0)
+                    if item is not None:
+                        return item
+                elif self._rng.random() < rule.probability:
                     rule.fired += 1
                     return rule.fault
-                return None
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -9,12 +10,14 @@ import time
 from typing import Any
 
 import anyio
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .core import SandboxCore
 from .endpoints import FAULTABLE, endpoint_key
-from .envelope import fail, gateway_page
-from .faults import Fault, FaultInjector
+from .envelope import fail, gateway_page, xml_error
+from .faults import Fault, FaultInjector, object_store_error
 from .stats import Stats
 
 access_log = logging.getLogger("chanjing_avatar.sandbox.access")
@@ -22,6 +25,10 @@ access_log = logging.getLogger("chanjing_avatar.sandbox.access")
 FAULT_STATE_KEY = "sandbox_fault"
 _CODE_SNIFF_BYTES = 64 * 1024
 _SLASHES = re.compile("/{2,}")
+# Endpoints served object-store style: a "code" fault answers there as an object store would.
+_OBJECT_STORE_ENDPOINTS = frozenset({"upload", "download", "audition"})
+# Faults acted on after the request was handled, on its answer.
+_CONNECTION_FAULTS = frozenset({"drop", "drop_after", "delay_after"})
 
 
 def request_fault(scope: Scope) -> Fault | None:
@@ -54,7 +61,12 @@ class SandboxMiddleware:
         self.stats.request(endpoint)
         fault = self.faults.pick(endpoint) if endpoint in FAULTABLE else None
         scope.setdefault("state", {})[FAULT_STATE_KEY] = fault
-        recorder = _Recorder(send, drop=fault is not None and fault.kind == "drop")
+        if fault is not None:
+            self.stats.fault(endpoint, fault.kind)
+        connection = (
+            _server_connection() if fault is not None and fault.kind in _CONNECTION_FAULTS else None
+        )
+        recorder = _Recorder(send, fault, connection)
 
         if fault is not None and fault.kind == "delay":
             await anyio.sleep(fault.delay_s)
@@ -63,14 +75,20 @@ class SandboxMiddleware:
             await anyio.to_thread.run_sync(self.core.invalidate_token_of, token)
         try:
             if fault is not None and fault.kind == "code":
-                await fail(fault.code, _fault_msg(fault.code))(scope, receive, recorder.send)
+                answer = _code_answer(fault.code, endpoint, scope["path"])
+                await answer(scope, receive, recorder.send)
             elif fault is not None and fault.kind == "http":
                 await gateway_page(fault.status)(scope, receive, recorder.send)
             else:
                 await self.app(scope, receive, recorder.send)
+        except ClientDisconnect:
+            # The client left before its answer (e.g. it timed out during a delay fault): there
+            # is nobody to answer, and nothing worth a traceback in the server's log.
+            recorder.disconnected = True
         except Exception:
             self.stats.response(endpoint, "http_500")
             raise
+        await recorder.finish()
 
         outcome = recorder.outcome()
         self.stats.response(endpoint, outcome)
@@ -92,6 +110,42 @@ def _fault_msg(code: int) -> str:
     return CODE_MESSAGES.get(code, "error")
 
 
+def _code_answer(code: int, endpoint: str, path: str) -> Response:
+    """A ``code`` fault's answer: the envelope on the API, what an object store would answer (an
+    HTTP error with an XML body, never a 200) on the upload and download endpoints."""
+    if endpoint in _OBJECT_STORE_ENDPOINTS:
+        status, xml_code, message = object_store_error(code)
+        return xml_error(status, xml_code, message, path)
+    return fail(code, _fault_msg(code))
+
+
+def _server_connection() -> Any:
+    """The server's state of the connection this request came on, to close it without an answer.
+
+    uvicorn offers no ASGI way to close a connection without a complete answer (it logs an error
+    and, before any answer, sends a 500), so this takes its per-request cycle (``transport``,
+    ``disconnected``) from the task that runs the request. None under another server; the drop
+    faults then fall back to cutting the answer short.
+    """
+    task = asyncio.current_task()
+    frame = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
+    cycle = frame.f_locals.get("self") if frame is not None else None
+    transport = getattr(cycle, "transport", None)
+    if callable(getattr(transport, "close", None)) and hasattr(cycle, "disconnected"):
+        return cycle
+    return None
+
+
+async def _close_connection(cycle: Any) -> None:
+    """Close the client's connection and wait until the server has noticed (so that it does not
+    complain about an incomplete answer); a second at most."""
+    cycle.transport.close()
+    for attempt in range(100):
+        if cycle.disconnected:
+            return
+        await anyio.sleep(0 if attempt < 5 else 0.01)
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key.lower() == name:
@@ -100,14 +154,23 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class _Recorder:
-    """Wraps ``send``: notes status and envelope code; for a drop fault, cuts the body short."""
+    """Wraps ``send``: notes status and envelope code, and applies the faults that act on the
+    answer of a request already handled: ``drop`` sends the head and half the body, then closes
+    the connection; ``drop_after`` closes it without sending anything; ``delay_after`` holds the
+    answer for a while. ``connection`` is the server's (see ``_server_connection``) or None."""
 
-    def __init__(self, send: Send, *, drop: bool) -> None:
+    def __init__(self, send: Send, fault: Fault | None, connection: Any) -> None:
         self._send = send
-        self._drop = drop
+        self._kind = fault.kind if fault is not None else None
+        if self._kind == "drop_after" and connection is None:
+            self._kind = "drop"  # the nearest this server allows
+        self._delay_s = fault.delay_s if fault is not None else 0.0
+        self._connection = connection
+        self._held: Message | None = None
         self._json = False
         self._body = bytearray()
         self._cut = False
+        self.disconnected = False
         self.status = 0
 
     async def send(self, message: Message) -> None:
@@ -118,13 +181,28 @@ class _Recorder:
                 k.lower() == b"content-type" and v.startswith(b"application/json")
                 for k, v in headers
             )
+            if self._kind == "drop_after":
+                self._cut = True  # the request was handled; its answer is never sent
+                return
+            if self._kind == "drop" and self._connection is not None:
+                self._held = message  # sent with the first bytes of the body
+                return
+            if self._kind == "delay_after":
+                await anyio.sleep(self._delay_s)
         elif message["type"] == "http.response.body":
             body: bytes = message.get("body", b"")
             if self._json and len(self._body) < _CODE_SNIFF_BYTES:
                 self._body += body[: _CODE_SNIFF_BYTES - len(self._body)]
-            if self._drop:
-                if self._cut:
-                    return
+            if self._cut:
+                return
+            if self._kind == "drop":
+                if self._held is not None:
+                    if not body and message.get("more_body", False):
+                        return  # wait for bytes to cut
+                    if body:
+                        await self._send(self._held)
+                    # else an answer without a body: sending its head would be a whole answer
+                    self._held = None
                 # Half of the body, then nothing: the server closes the connection mid-response.
                 self._cut = True
                 message = {
@@ -132,11 +210,23 @@ class _Recorder:
                     "body": body[: len(body) // 2],
                     "more_body": True,
                 }
+                if not body:
+                    return
         await self._send(message)
+
+    async def finish(self) -> None:
+        """After the app: close a connection cut by a fault without the server complaining."""
+        if self._cut and self._connection is not None:
+            await _close_connection(self._connection)
+        elif self._kind == "delay_after" and self._connection is not None:
+            # uvicorn marks the connection so only when it was lost before a complete answer.
+            self.disconnected = self.disconnected or bool(self._connection.disconnected)
 
     def outcome(self) -> str:
         if self._cut:
             return "dropped"
+        if self.disconnected:
+            return "disconnected"
         if self._json and self.status == 200:
             try:
                 data: Any = json.loads(self._body)

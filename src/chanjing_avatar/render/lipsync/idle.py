@@ -9,12 +9,14 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .face import EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, Image, Points
-from .mouth import _rbf_eval, _rbf_weights
+from .face import Image, Points
 
 _BLINK_S = 0.18
-_BROWS = [70, 63, 105, 66, 107, 300, 293, 334, 296, 336]
-_EYE_FIXED = [33, 133, 362, 263, 7, 163, 246, 161, 157, 173, 398, 384, 388, 466, 390, 249]
+# FaceMesh eyelid contours, corner to corner.
+EYE_L_UPPER_FULL = [33, 246, 161, 160, 159, 158, 157, 173, 133]
+EYE_L_LOWER_FULL = [33, 7, 163, 144, 145, 153, 154, 155, 133]
+EYE_R_UPPER_FULL = [263, 466, 388, 387, 386, 385, 384, 398, 362]
+EYE_R_LOWER_FULL = [263, 249, 390, 373, 374, 380, 381, 382, 362]
 
 
 class IdleMotion:
@@ -72,40 +74,40 @@ def apply_head(still: Image, m: NDArray[np.float64]) -> Image:
 
 
 def close_eyes(frame: Image, pts: Points, amount: float) -> None:
-    """Lower the upper eyelids by ``amount`` (1 = shut), in place."""
+    """Lower the upper eyelids by ``amount`` (1 = shut), in place.
+
+    A "curtain": the lid skin above each eye is stretched down over the opening, so the lash line
+    travels with it. (A landmark warp folds over here: lid and lower lid nearly touch.)
+    """
     if amount <= 0.02:
         return
-    p = pts.astype(np.float64)
-    for upper, lower in ((EYE_L_UPPER, EYE_L_LOWER), (EYE_R_UPPER, EYE_R_LOWER)):
-        up = p[upper]
-        lo = p[lower]
-        disp = (lo - up) * 0.92 * amount
-        fixed = p[_EYE_FIXED + _BROWS + lower]
-        eye_w = float(np.linalg.norm(p[upper[0]] - p[upper[-1]])) * 2.0
-        x0 = int(max(0, fixed[:, 0].min() - eye_w * 0.3))
-        x1 = int(min(frame.shape[1], fixed[:, 0].max() + eye_w * 0.3))
-        y0 = int(max(0, fixed[:, 1].min() - eye_w * 0.3))
-        y1 = int(min(frame.shape[0], fixed[:, 1].max() + eye_w * 0.3))
-        if x1 - x0 < 6 or y1 - y0 < 6:
+    h, w = frame.shape[:2]
+    for upper, lower in (
+        (EYE_L_UPPER_FULL, EYE_L_LOWER_FULL),
+        (EYE_R_UPPER_FULL, EYE_R_LOWER_FULL),
+    ):
+        up = pts[upper].astype(np.float64)
+        lo = pts[lower].astype(np.float64)
+        x0 = int(max(0, np.floor(min(up[:, 0].min(), lo[:, 0].min()))))
+        x1 = int(min(w, np.ceil(max(up[:, 0].max(), lo[:, 0].max())) + 1))
+        if x1 - x0 < 3:
             continue
-        ctrl = np.vstack([up + disp, fixed])
-        vals = np.vstack([-disp, np.zeros_like(fixed)])
-        sigma = 0.3 * eye_w
-        wts = _rbf_weights(ctrl, vals, sigma, reg=0.01)
-        step = max(2.0, eye_w / 10)
-        gx = np.linspace(x0, x1 - 1, max(4, int((x1 - x0) / step) + 1))
-        gy = np.linspace(y0, y1 - 1, max(4, int((y1 - y0) / step) + 1))
-        grid = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
-        f = _rbf_eval(ctrl, wts, grid, sigma).reshape(len(gy), len(gx), 2).astype(np.float32)
-        f = np.asarray(
-            cv2.resize(f, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR), np.float32
-        )
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        edge = np.minimum.reduce([xx - x0, x1 - 1 - xx, yy - y0, y1 - 1 - yy]) / max(
-            3.0, 0.15 * (y1 - y0)
-        )
-        taper = np.clip(edge, 0, 1)[..., None]
-        f *= taper
+        xs = np.arange(x0, x1, dtype=np.float64)
+        ou, ol = np.argsort(up[:, 0]), np.argsort(lo[:, 0])
+        yu = np.interp(xs, up[ou, 0], up[ou, 1])
+        yl = np.maximum(np.interp(xs, lo[ol, 0], lo[ol, 1]), yu)
+        lid = max(2.0, 1.2 * float((yl - yu).max()))
+        ye = yu + amount * 0.95 * (yl - yu)
+        y0 = int(max(0, np.floor((yu - lid).min())))
+        y1 = int(min(h, np.ceil(ye.max()) + 2))
+        if y1 - y0 < 3:
+            continue
+        yy = np.arange(y0, y1, dtype=np.float64)[:, None]
+        top = (yu - lid)[None, :]
+        inside = (yy >= top) & (yy <= ye[None, :])
+        squeeze = (lid / (ye - yu + lid))[None, :]
+        src_y = np.where(inside, top + (yy - top) * squeeze, yy).astype(np.float32)
+        src_x = np.broadcast_to(xs.astype(np.float32)[None, :], src_y.shape).copy()
         frame[y0:y1, x0:x1] = cv2.remap(
-            frame, xx + f[..., 0], yy + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            frame, src_x, src_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )

@@ -176,9 +176,9 @@ class LipsyncRenderer:
         n_frames = max(1, math.ceil(audio.size * fps / media.AUDIO_RATE - 1e-9))
         # Loudness at the speech's own level: volume must not change the mouth.
         gain = job.volume / 100.0
-        track = build_track(
-            audio / max(gain, 1e-3), media.AUDIO_RATE, float(fps), n_frames, phonemes
-        )
+        level = audio if gain == 1.0 else audio / max(gain, 1e-3)
+        track = build_track(level, media.AUDIO_RATE, float(fps), n_frames, phonemes)
+        del level
         start = source.start_frame(job.drive_mode, job.seed)
         report(10)
         try:

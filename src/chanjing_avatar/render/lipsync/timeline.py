@@ -111,22 +111,19 @@ def band_loudness(
     window = np.hanning(win).astype(np.float32)
     freqs = np.fft.rfftfreq(nfft, 1.0 / sample_rate)
     band = (freqs >= 300) & (freqs <= 3400)
-    padded = np.concatenate(
-        [np.zeros(win, np.float32), audio.astype(np.float32), np.zeros(win, np.float32)]
-    )
+    audio = np.asarray(audio, np.float32)
+    n = audio.size
     db = np.full(n_frames, -120.0, np.float32)
     centroid = np.zeros(n_frames, np.float32)
     chunk = 256  # frames per FFT batch: bounded memory for long audio
     for s in range(0, n_frames, chunk):
         idx = np.arange(s, min(n_frames, s + chunk))
-        centres = ((idx + 0.5) / fps * sample_rate).astype(np.int64) + win
-        starts = centres - win // 2
-        seg = np.stack(
-            [
-                padded[a : a + win] if a + win <= padded.size else np.zeros(win, np.float32)
-                for a in starts
-            ]
-        )
+        starts = ((idx + 0.5) / fps * sample_rate).astype(np.int64) - win // 2
+        seg = np.zeros((idx.size, win), np.float32)
+        for k, a in enumerate(starts):  # windows past either end are zero-padded
+            lo, hi = max(0, a), min(n, a + win)
+            if hi > lo:
+                seg[k, lo - a : hi - a] = audio[lo:hi]
         spec = np.abs(np.fft.rfft(seg * window, n=nfft, axis=1)) ** 2
         e = spec[:, band].sum(axis=1) / win
         db[idx] = (10.0 * np.log10(e + 1e-12)).astype(np.float32)

@@ -1,0 +1,77 @@
+"""The neural speech engines: timings that match the audio, speed, and model hashes checked at load."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from chanjing_avatar.render.base import RenderError  # noqa: E402
+from chanjing_avatar.render.lipsync import _pins  # noqa: E402
+from chanjing_avatar.render.lipsync.timeline import viseme_of  # noqa: E402
+from chanjing_avatar.render.speech import default_catalogue, voice_id  # noqa: E402
+from chanjing_avatar.render.speech import kokoro, piper  # noqa: E402
+from chanjing_avatar.render.speech.voices import add_neural_voices  # noqa: E402
+
+pytestmark = pytest.mark.render
+
+
+def _seconds(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def _check_timings(syn: object, path: Path) -> None:
+    phonemes = syn.phonemes  # type: ignore[attr-defined]
+    assert phonemes, "no phoneme timings"
+    starts = [p.start_s for p in phonemes]
+    assert starts == sorted(starts)
+    assert all(p.end_s >= p.start_s for p in phonemes)
+    assert phonemes[-1].end_s <= _seconds(path) + 1e-3
+    # Mostly real articulations, not marks.
+    assert sum(viseme_of(p.phoneme) is not None for p in phonemes) > len(phonemes) / 2
+
+
+def test_kokoro_mandarin_has_exact_timings(tmp_path: Path) -> None:
+    syn = kokoro.KokoroEngine().synthesize("你好，世界。", "jf_nezumi", tmp_path / "zh.wav")
+    assert syn.sample_rate == 24_000
+    assert 0.6 < syn.duration_s < 4.0
+    _check_timings(syn, tmp_path / "zh.wav")
+
+
+def test_piper_english_timings_and_speed(tmp_path: Path) -> None:
+    engine = piper.PiperEngine()
+    slow = engine.synthesize("Hello there, my friend.", "joe", tmp_path / "a.wav")
+    fast = engine.synthesize("Hello there, my friend.", "joe", tmp_path / "b.wav", speed=1.6)
+    _check_timings(slow, tmp_path / "a.wav")
+    assert fast.duration_s < 0.8 * slow.duration_s
+
+
+def test_default_voices_prefer_the_neural_engines() -> None:
+    cat = default_catalogue()
+    add_neural_voices(cat)
+    assert cat.resolve(voice_id("zh-female-1"))[0].name == "kokoro"
+    assert cat.resolve(voice_id("en-male-1"))[0].name == "piper"
+    assert len(cat.voices()) == len(default_catalogue().voices())  # same ids, better engines
+
+
+def test_a_model_file_with_another_hash_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(piper, "_voice", None)
+    monkeypatch.setattr(_pins, "PIPER_JOE_MODEL_SHA256", "0" * 64)
+    with pytest.raises(RenderError, match="unexpected hash"):
+        piper.PiperEngine().synthesize("Hi.", "joe", tmp_path / "x.wav")
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"not the model")
+    with pytest.raises(RenderError, match="unexpected hash"):
+        _pins.check_file(bad, "1" * 64)
+
+
+def test_pinned_mediapipe_models_match() -> None:
+    pytest.importorskip("mediapipe")
+    _pins.check_mediapipe()
