@@ -5,7 +5,6 @@ a download or as the answer of an upload PUT."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +15,7 @@ import pytest
 
 from chanjing_avatar import AsyncClient, Client, DownloadError, RateLimits, Task, TransportError
 from chanjing_avatar._core._ratelimit import SlidingWindow
-from chanjing_avatar._wire import (
-    PATH_ACCESS_TOKEN,
-    PATH_CREATE_UPLOAD_URL,
-    PATH_LIPSYNC_CREATE,
-    PATH_LIPSYNC_LIST,
-    RateLimit,
-)
+from chanjing_avatar._wire import PATH_ACCESS_TOKEN, PATH_CREATE_UPLOAD_URL, RateLimit
 
 from .fakes import FakeClock
 
@@ -153,8 +146,8 @@ def test_sequential_calls_keep_the_server_window_and_lose_only_latency(
     def handler(req: httpx.Request) -> httpx.Response:
         if req.url.path == PATH_ACCESS_TOKEN:
             return _token()
-        # The first request of each window takes 300 ms to arrive when slow_first.
-        before = 0.3 if slow_first and len(arrivals) % 10 == 0 else 0.01
+        # The very first request takes 300 ms to arrive when slow_first, the others 10 ms.
+        before = 0.3 if slow_first and not arrivals else 0.01
         clock.now += before
         arrivals.append(clock.now)
         clock.now += 0.01
@@ -256,7 +249,7 @@ def test_download_refuses_a_definite_error_body(tmp_path: Path, bad: httpx.Respo
 def test_download_error_body_gives_up_after_the_retries(tmp_path: Path) -> None:
     seen: list[httpx.Request] = []
     answers = [_env(None, 50000, "err") for _ in range(3)]
-    with _download_client(tmp_path, answers, seen, ) as c:
+    with _download_client(tmp_path, answers, seen) as c:
         c._ctx.retry = type(c._ctx.retry)(max_retries=2)
         with pytest.raises(DownloadError, match="API error"):
             c.lipsync.download(TASK, tmp_path / "out.mp4")
@@ -349,6 +342,3 @@ def test_async_upload_put_envelope_error(tmp_path: Path) -> None:
     assert asyncio.run(main()) == "file-1"
     assert calls.count("put:/upload/f1.mp4") == 2
 
-
-# Keep the imported names referenced (paths used by handlers above).
-assert PATH_LIPSYNC_CREATE and PATH_LIPSYNC_LIST and json

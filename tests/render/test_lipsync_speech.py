@@ -1,4 +1,4 @@
-"""The neural speech engines: timings that match the audio, speed, and model hashes checked at load."""
+"""The neural speech engines: timings that match the audio, speed, model hashes checked."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from chanjing_avatar.render.base import RenderError  # noqa: E402
-from chanjing_avatar.render.lipsync import _pins  # noqa: E402
-from chanjing_avatar.render.lipsync.timeline import viseme_of  # noqa: E402
-from chanjing_avatar.render.speech import default_catalogue, voice_id  # noqa: E402
-from chanjing_avatar.render.speech import kokoro, piper  # noqa: E402
-from chanjing_avatar.render.speech.voices import add_neural_voices  # noqa: E402
+from chanjing_avatar.render.base import RenderError
+from chanjing_avatar.render.lipsync import _pins
+from chanjing_avatar.render.lipsync.timeline import viseme_of
+from chanjing_avatar.render.speech import default_catalogue, kokoro, piper, voice_id
+from chanjing_avatar.render.speech.voices import add_neural_voices
 
 pytestmark = pytest.mark.render
 

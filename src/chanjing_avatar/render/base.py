@@ -84,7 +84,7 @@ class Renderer(Protocol):
         ...
 
     def render(self, job: RenderJob, progress: ProgressFn) -> RenderResult:
-        """Render ``job`` synchronously (called in a worker thread); raise RenderError on failure."""
+        """Render ``job`` in the calling (worker) thread; raise RenderError on failure."""
         ...
 
     def audition(self, voice_id: str, out_path: Path) -> None:

@@ -127,7 +127,10 @@ def _server_connection() -> Any:
     ``disconnected``) from the task that runs the request. None under another server; the drop
     faults then fall back to cutting the answer short.
     """
-    task = asyncio.current_task()
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not on an asyncio loop
+        return None
     frame = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
     cycle = frame.f_locals.get("self") if frame is not None else None
     transport = getattr(cycle, "transport", None)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -65,6 +69,30 @@ EYE_R_UPPER = [385, 386, 387]
 EYE_R_LOWER = [380, 374, 373]
 
 
+# mediapipe 0.10.14 calls a protobuf API that newer protobuf 4.x deprecates, on every frame.
+warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype", category=UserWarning)
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence fd 2 while mediapipe starts: its C++ start-up notes are not for our users."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
 def inner_gap(pts: Points) -> float:
     """Inner-lip opening divided by mouth width (0 = closed)."""
     width = float(np.linalg.norm(pts[291] - pts[61])) + 1e-6
@@ -76,20 +104,26 @@ class FaceTracker:
     """FaceMesh in tracking mode (or per-image mode for unrelated frames)."""
 
     def __init__(self, *, static: bool = False, min_confidence: float = 0.5) -> None:
-        check_mediapipe()
         os.environ.setdefault("GLOG_minloglevel", "2")
-        import mediapipe as mp
+        with _quiet_stderr():
+            check_mediapipe()
+            import mediapipe as mp
 
-        self._mesh: Any = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static,
-            max_num_faces=1,
-            refine_landmarks=False,
-            min_detection_confidence=min_confidence,
-            min_tracking_confidence=min_confidence,
-        )
+            self._mesh: Any = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static,
+                max_num_faces=1,
+                refine_landmarks=False,
+                min_detection_confidence=min_confidence,
+                min_tracking_confidence=min_confidence,
+            )
+        self._started = False
 
     def detect(self, rgb: Image) -> Points | None:
         """Landmarks in pixels, or None when no face is found."""
+        if not self._started:  # the graph starts (and chatters) on the first frame
+            self._started = True
+            with _quiet_stderr():
+                return self.detect(rgb)
         h, w = rgb.shape[:2]
         # The mesh model sees a 192 px crop: a big frame only costs time to convert.
         scale = min(1.0, _TRACK_SIDE / max(h, w))
