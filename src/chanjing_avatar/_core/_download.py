@@ -40,7 +40,7 @@ def content_range(headers: httpx.Headers) -> tuple[int, int | None] | None:
 def is_error_type(headers: httpx.Headers) -> bool:
     """A Content-Type no video or image has: an API envelope, a web page, an XML error."""
     ctype = str(headers.get("content-type", "")).split(";", 1)[0].strip().lower()
-    return ctype.endswith(("/json", "+json", "/html", "/xml", "+xml")) or ctype == "text/plain"
+    return ctype.endswith(("/json", "+json", "/html", "/xml", "+xml"))
 
 
 _ENVELOPE_CODE = re.compile(rb'"code"\s*:\s*(-?\d+)')

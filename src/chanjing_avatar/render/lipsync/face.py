@@ -116,14 +116,11 @@ class FaceTracker:
                 min_detection_confidence=min_confidence,
                 min_tracking_confidence=min_confidence,
             )
-        self._started = False
+            # The graph starts (and its threads chatter) on the first frame: a blank one, here.
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
 
     def detect(self, rgb: Image) -> Points | None:
         """Landmarks in pixels, or None when no face is found."""
-        if not self._started:  # the graph starts (and chatters) on the first frame
-            self._started = True
-            with _quiet_stderr():
-                return self.detect(rgb)
         h, w = rgb.shape[:2]
         # The mesh model sees a 192 px crop: a big frame only costs time to convert.
         scale = min(1.0, _TRACK_SIDE / max(h, w))
