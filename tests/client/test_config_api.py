@@ -57,7 +57,7 @@ def test_unset_keys_are_reported_then_raised_by_the_client_path(tmp_path: Path) 
     env = {"CHANJING_OPENAPI_CREDENTIALS_DIR": str(tmp_path)}
     cfg = resolve_config(environ=env)
     assert cfg.app_id.source == "unset" and not cfg.has_credentials
-    with pytest.raises(MissingCredentialsError, match="credentials.json"):
+    with pytest.raises(MissingCredentialsError, match=r"credentials\.json"):
         cfg.settings()
     with pytest.raises(MissingCredentialsError):
         resolve_settings(None, None, base_url=None, credentials_dir=None, allow_http=False,

@@ -55,7 +55,7 @@ def _async_client(tmp_path: Path, handler: Handler, **kw: Any) -> AsyncClient:
                        sleep=sleep, **kw)
 
 
-# --- 1. the public send hook -----------------------------------------------------------------------
+# --- 1. the public send hook ----------------------------------------------------------------------
 
 def test_on_sent_hears_each_create_attempt_after_the_limiter(tmp_path: Path) -> None:
     clock = FakeClock(0.0)

@@ -80,14 +80,16 @@ def parse_listen(value: str) -> tuple[str, int]:
 def check_bindable(host: str, port: int) -> None:
     """Fail with one line now, rather than letting the server stop the process later: uvicorn
     ends the program (``SystemExit``) when it cannot bind."""
+    import os
     import socket
 
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family)
     except OSError as e:
+        why = os.strerror(e.errno) if e.errno else str(e)
         raise CliError(
-            f"--callback-listen {host}:{port}: cannot listen there ({e.strerror or e}); "
+            f"--callback-listen {host}:{port}: cannot listen there ({why}); "
             "pick another port or address",
             ExitCode.USAGE,
         ) from None
