@@ -20,9 +20,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# The same list as tests/cli/test_secrets_and_startup.py's --help import test.
 HEAVY = ("fastapi", "uvicorn", "starlette", "av", "numpy", "skimage", "pydantic", "httpx",
-         "chanjing_avatar.render", "chanjing_avatar.sandbox", "chanjing_avatar._models",
-         "chanjing_avatar._client")
+         "asyncio", "anyio", "sqlite3", "chanjing_avatar.render", "chanjing_avatar.sandbox",
+         "chanjing_avatar._models", "chanjing_avatar._client", "chanjing_avatar._async_client",
+         "chanjing_avatar.batch", "chanjing_avatar.callback")
 
 
 def _time(cmd: list[str], runs: int) -> list[float]:

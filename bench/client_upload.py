@@ -219,10 +219,16 @@ def main() -> None:
                 "client (async)": lambda: run_client(sb, cred, args.file, "async"),
             }
             names = list(runners)
+            uploads = cfg.data_dir / "blobs" / "uploads"
             for i in range(args.rounds):
-                # Rotate the order: each upload leaves 1 GiB of dirty pages that slow the next.
+                # Rotate the order, and start every upload from the same state: delete the blob
+                # just stored (its page cache and pending writeback go with it). Kept blobs pile
+                # up (9 GiB in 3 rounds) and slow each later upload, whoever sends it, so the
+                # first sender of the run (curl in round 1) would otherwise be favoured.
                 for name in names[i % 3:] + names[: i % 3]:
                     rows[name].append(runners[name]())
+                    for blob in uploads.glob("*"):
+                        blob.unlink()
     sink = sink_rounds(args.file, args.rounds)
     print(f"upload of {args.size_mib} MiB to the sandbox, best of {args.rounds} rounds")
     print(f"{'':16} {'MiB/s':>8} {'peak RSS MiB':>13} {'RSS growth MiB':>15}")

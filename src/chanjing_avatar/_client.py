@@ -303,16 +303,28 @@ class LipSync(_Group):
         voice_id: str | None = None,
         audio: str | os.PathLike[str] | None = None,
         on_event: Callable[[MakeEvent], None] | None = None,
+        on_sent: Callable[[float], None] | None = None,
+        waiter: _tasks.Waiter | None = None,
         overwrite: bool = False,
         timeout: float = 1800,
         **create_options: Any,
     ) -> MakeResult:
-        return self._run(_tasks.make(
-            self._client._ctx, video=video, output=output, text=text, voice_id=voice_id,
-            audio=audio, on_event=on_event, overwrite=overwrite, timeout=timeout,
+        """Upload what is local, create, wait, download.
+
+        ``on_sent`` is the create's (see :meth:`create`). ``waiter`` replaces the polling wait:
+        ``waiter(task_id, timeout=..., on_progress=...)`` returns the task's final state
+        (e.g. a wait that ends at a confirmed callback; pass ``callback=URL`` so the task
+        sends one). Default: :meth:`wait`.
+        """
+        ctx = self._client._ctx
+        started = self._run(_tasks.make_start(
+            ctx, video=video, output=output, text=text, voice_id=voice_id, audio=audio,
+            on_event=on_event, on_sent=on_sent, overwrite=overwrite, timeout=timeout,
             create_options=create_options,
         ))
-
+        wait = self.wait if waiter is None else waiter
+        task = wait(started.task_id, timeout=timeout, on_progress=started.on_wait)
+        return self._run(_tasks.make_finish(ctx, started, task, overwrite=overwrite))
 
 class Voices(_Group):
     def list(

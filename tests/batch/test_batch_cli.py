@@ -72,3 +72,28 @@ def test_ctrl_c_stops_creating_and_prints_how_to_resume(tmp_path: Path) -> None:
         assert len(sb.admin.tasks()) == 12
         with Journal(out / "batch-journal.sqlite") as j:
             assert all(r.state == RowState.DONE for r in j.rows())
+
+
+def test_callback_listen_alone_sends_the_listen_address(tmp_path: Path) -> None:
+    with Sandbox(sandbox_config(tmp_path / "sb")) as sb:
+        manifest = write_manifest(tmp_path / "in", 2, videos=1)
+        out = tmp_path / "out"
+        # A wildcard address says nothing about where the API can reach it: exit 2, no request.
+        p = subprocess.run([*CLI, "batch", str(manifest), "-o", str(out), "--no-live",
+                            "--callback-listen", "0.0.0.0:0"],
+                           env=_env(sb, tmp_path), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and "--callback-url" in p.stderr, p.stderr
+        assert sb.admin.count() == 0
+        # Without --callback-url the creates carry the receiver's own address, as make's do.
+        p = subprocess.run([*CLI, "batch", str(manifest), "-o", str(out), "--no-live",
+                            "--callback-listen", "0"],
+                           env=_env(sb, tmp_path), capture_output=True, text=True, timeout=90)
+        assert p.returncode == 0, p.stderr
+        tasks = sb.admin.tasks()
+        records = [sb.store.get_task(t["id"]) for t in tasks]
+        urls = {r.callback for r in records if r is not None}
+        assert len(tasks) == 2 and len(urls) == 1, tasks
+        url = str(urls.pop())
+        assert url.startswith("http://127.0.0.1:") and not url.startswith("http://127.0.0.1:0/")
+        # The API is on this machine too: no warning about a loopback URL.
+        assert "cannot reach" not in p.stderr

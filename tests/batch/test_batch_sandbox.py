@@ -183,11 +183,12 @@ def test_cancel_stops_creating_and_resume_finishes(tmp_path: Path) -> None:
         assert len(sb.admin.tasks()) == 10
 
 
-def test_error_answer_saved_as_video_is_fetched_again(tmp_path: Path) -> None:
+def test_web_page_answered_with_200_on_download_is_not_saved_as_video(tmp_path: Path) -> None:
     with Sandbox(sandbox_config(tmp_path / "sb")) as sb:
         manifest = write_manifest(tmp_path / "in", 3, videos=1)
-        # A 200 answer whose body is an API envelope, twice, then the real video.
-        sb.admin.add_fault("download", sequence=["50000", "50000"])
+        # A CDN/captive-portal page with status 200, twice, then the real video: the client
+        # rejects the HTML body and fetches again; no page ends up as a row's output.
+        sb.admin.add_fault("download", sequence=["http:200", "http:200"])
         outdir = tmp_path / "out"
 
         async def main() -> None:
@@ -195,8 +196,13 @@ def test_error_answer_saved_as_video_is_fetched_again(tmp_path: Path) -> None:
                 await run_batch(c, load_manifest(manifest), options(outdir))
 
         asyncio.run(main())
+        assert sb.admin.count("download", "http_200") >= 2  # the pages were really served
+        # Every row done, each output the task's own bytes, no .part left behind.
         j = check_exactly_once(sb, outdir / "batch-journal.sqlite", outdir)
-        assert all(r.state == RowState.DONE for r in j.rows())
+        assert [r.state for r in j.rows()] == [RowState.DONE] * 3
+        for r in j.rows():
+            assert not Path(r.output_path or "").read_bytes().lstrip().startswith(b"<")
+        assert not list(outdir.glob("*.part")) and not list(outdir.glob(".*.part"))
 
 
 def test_rows_dropped_from_the_manifest_are_not_created(tmp_path: Path) -> None:

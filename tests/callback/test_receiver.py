@@ -164,3 +164,31 @@ def test_batch_with_callbacks_and_a_slow_safety_poll(tmp_path: Path) -> None:
         assert elapsed < 20  # a 60 s safety poll alone would take over a minute
         # Few detail requests: the first look after create, then one per callback.
         assert sb.admin.count("lipsync_detail") <= 6 * 3
+
+
+def test_busy_address_is_a_listen_error_not_an_exit() -> None:
+    import socket
+
+    from chanjing_avatar.callback import ListenError
+
+    async def confirm(task_id: str) -> Task:
+        return Task(id=task_id)
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        async def main() -> str:
+            server = ReceiverServer(CallbackReceiver(confirm), port=port)
+            with pytest.raises(ListenError) as info:
+                await server.start()
+            await server.stop()
+            # The loop is still running: uvicorn's sys.exit did not escape.
+            await asyncio.sleep(0)
+            return str(info.value)
+
+        message = asyncio.run(main())
+    assert message == (f"cannot listen on 127.0.0.1:{port} (Address already in use): "
+                       "pick another port or address")
+    assert isinstance(ListenError("127.0.0.1", port), OSError)

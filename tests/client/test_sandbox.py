@@ -28,6 +28,7 @@ from chanjing_avatar import (
     QuotaExhaustedError,
     RateLimitError,
     ServerError,
+    Task,
     TaskFailedError,
     TransportError,
     WaitTimeoutError,
@@ -155,6 +156,72 @@ def test_seed_flows_async(sb: Any, admin: Any, media: dict[str, Path], tmp_path:
 
     asyncio.run(main())
     assert admin.count(code=40001) == 0
+
+
+def test_make_takes_a_waiter_and_on_sent_sync(client: Client, media: dict[str, Path],
+                                             tmp_path: Path) -> None:
+    sent: list[float] = []
+    waited: list[tuple[str, float]] = []
+
+    def waiter(task_id: str, *, timeout: float, on_progress: Any) -> Task:
+        waited.append((task_id, timeout))
+        return client.lipsync.wait(task_id, timeout=timeout, on_progress=on_progress)
+
+    events: list[MakeEvent] = []
+    before = time.time()
+    result = client.lipsync.make(video=media["video"], text="hi", voice_id=VOICE,
+                                 output=tmp_path / "w.mp4", on_event=events.append,
+                                 on_sent=sent.append, waiter=waiter, timeout=120)
+    assert waited == [(result.task.id, 120)]
+    assert len(sent) == 1 and before <= sent[0] <= time.time()
+    assert result.download.path.read_bytes() == media["video"].read_bytes()
+    assert "wait" in [e.stage for e in events]  # the waiter's progress reaches on_event
+
+
+def test_make_async_waits_through_a_callback_receiver(sb: Any, admin: Any,
+                                                      media: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    from chanjing_avatar.callback import CallbackReceiver, ReceiverServer, wait_with_callbacks
+
+    async def main() -> None:
+        async with _async_client(sb, tmp_path) as c:
+            receiver = CallbackReceiver(c.lipsync.get)
+            async with ReceiverServer(receiver) as server:
+
+                async def waiter(task_id: str, *, timeout: float, on_progress: Any) -> Task:
+                    # A safety poll far beyond the test's timeout: only a callback ends it.
+                    done = await wait_with_callbacks(c, receiver, [task_id], safety_poll=3600,
+                                                     timeout=timeout, on_progress=on_progress)
+                    return done[task_id]
+
+                sent: list[float] = []
+                made = await c.lipsync.make(video=media["video"], text="hi", voice_id=VOICE,
+                                            output=tmp_path / "cb.mp4", callback=server.url,
+                                            waiter=waiter, on_sent=sent.append, timeout=60)
+            assert made.task.succeeded and len(sent) == 1
+            # The callback came (it may beat the waiter, whose first look then finds the task
+            # done); either way no 3600 s safety poll was needed.
+            assert receiver.stats.received >= 1
+            assert made.download.path.read_bytes() == media["video"].read_bytes()
+
+    asyncio.run(main())
+
+
+def test_make_with_a_waiter_raises_for_a_failed_task(client: Client, admin: Any,
+                                                     media: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    admin.add_fault("lipsync_create", "task_failure", times=1)
+
+    def waiter(task_id: str, *, timeout: float, on_progress: Any) -> Task:
+        try:
+            return client.lipsync.wait(task_id, timeout=timeout, on_progress=on_progress)
+        except TaskFailedError as e:
+            return e.task  # a waiter may return the failed task: make raises for it
+
+    with pytest.raises(TaskFailedError):
+        client.lipsync.make(video=media["video"], text="hi", voice_id=VOICE,
+                            output=tmp_path / "f.mp4", waiter=waiter)
+    assert not (tmp_path / "f.mp4").exists()
 
 
 # --- errors from real answers --------------------------------------------------------------------

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from .._exceptions import (
     InvalidRequestError,
@@ -294,7 +295,39 @@ def _local_or_id(value: str | os.PathLike[str] | BinaryIO, field: str) -> Path |
     raise InvalidRequestError(f"{field}: give a path or a file id", field=field)
 
 
-def make(
+class Waiter(Protocol):
+    """``make``'s wait, replaceable: ``waiter(task_id, timeout=..., on_progress=...)`` returns
+    the task's final state; a failed task may be returned or raised as TaskFailedError.
+    ``client.lipsync.wait`` is one."""
+
+    def __call__(self, task_id: str, *, timeout: float,
+                 on_progress: Callable[[Task], None] | None) -> Task: ...
+
+
+class AsyncWaiter(Protocol):
+    """The async client's :class:`Waiter`: ``await waiter(task_id, timeout=..., on_progress=...)``
+    (e.g. one that ends at a confirmed callback)."""
+
+    def __call__(self, task_id: str, *, timeout: float,
+                 on_progress: Callable[[Task], None] | None) -> Awaitable[Task]: ...
+
+
+@dataclass
+class MakeStarted:
+    """``make`` between create and wait: what was uploaded and the task that was created."""
+
+    task_id: str
+    video_file_id: str
+    audio_file_id: str | None
+    output: Path
+    emit: Callable[[MakeEvent], None]
+
+    def on_wait(self, task: Task) -> None:
+        """The wait's ``on_progress``: a ``wait`` event per look at the task."""
+        self.emit(MakeEvent(stage="wait", task=task))
+
+
+def make_start(
     ctx: Context,
     *,
     video: str | os.PathLike[str],
@@ -303,11 +336,13 @@ def make(
     voice_id: str | None,
     audio: str | os.PathLike[str] | None,
     on_event: Callable[[MakeEvent], None] | None,
+    on_sent: Callable[[float], None] | None = None,
     overwrite: bool,
     timeout: float,
     create_options: Mapping[str, Any],
-) -> Flow[MakeResult]:
-    """Upload what is local, create, wait, download. Checks everything it can before paying."""
+) -> Flow[MakeStarted]:
+    """``make`` up to the create: upload what is local, create. Checks everything it can
+    before paying. ``on_sent`` is the create's (see ``create``)."""
     emit = on_event or (lambda _e: None)
     out = Path(output)
     if not out.is_dir() and out.exists() and not overwrite:
@@ -348,15 +383,48 @@ def make(
         video_file_id=video_file_id, text=text, voice_id=voice_id, audio_file_id=audio_file_id,
         video_path=video_src if isinstance(video_src, Path) else None, **options,
     )
-    task_id = yield from create(ctx, body)
+    task_id = yield from create(ctx, body, on_sent)
     emit(MakeEvent(stage="create", task=Task(id=task_id)))
-    task = yield from wait(ctx, task_id, timeout=timeout,
-                           on_progress=lambda t: emit(MakeEvent(stage="wait", task=t)))
+    return MakeStarted(task_id=task_id, video_file_id=video_file_id,
+                       audio_file_id=audio_file_id, output=out, emit=emit)
+
+
+def make_finish(
+    ctx: Context, started: MakeStarted, task: Task, *, overwrite: bool
+) -> Flow[MakeResult]:
+    """``make`` after the wait: download the finished task (a failed one raises
+    TaskFailedError)."""
     result = yield from download_task(
-        ctx, task, out, overwrite=overwrite, preview=False,
-        on_progress=progress("download"),
+        ctx, task, started.output, overwrite=overwrite, preview=False,
+        on_progress=lambda sent, total: started.emit(
+            MakeEvent(stage="download", sent=sent, total=total)),
     )
-    emit(MakeEvent(stage="done", task=task, path=result.path))
-    return MakeResult(task=task, video_file_id=video_file_id, audio_file_id=audio_file_id,
-                      download=result)
+    started.emit(MakeEvent(stage="done", task=task, path=result.path))
+    return MakeResult(task=task, video_file_id=started.video_file_id,
+                      audio_file_id=started.audio_file_id, download=result)
+
+
+def make(
+    ctx: Context,
+    *,
+    video: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    text: str | None,
+    voice_id: str | None,
+    audio: str | os.PathLike[str] | None,
+    on_event: Callable[[MakeEvent], None] | None,
+    on_sent: Callable[[float], None] | None = None,
+    overwrite: bool,
+    timeout: float,
+    create_options: Mapping[str, Any],
+) -> Flow[MakeResult]:
+    """Upload what is local, create, wait (polling), download, as one flow. The clients run
+    :func:`make_start`, their waiter, then :func:`make_finish`."""
+    started = yield from make_start(
+        ctx, video=video, output=output, text=text, voice_id=voice_id, audio=audio,
+        on_event=on_event, on_sent=on_sent, overwrite=overwrite, timeout=timeout,
+        create_options=create_options,
+    )
+    task = yield from wait(ctx, started.task_id, timeout=timeout, on_progress=started.on_wait)
+    return (yield from make_finish(ctx, started, task, overwrite=overwrite))
 

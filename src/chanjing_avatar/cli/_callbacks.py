@@ -57,12 +57,27 @@ class Listen:
         return self.host in _WILDCARD
 
     @classmethod
-    def from_options(cls, value: str | None, safety_poll: float | None) -> Listen | None:
+    def from_options(cls, value: str | None, safety_poll: float | None,
+                     callback_url: str | None = None) -> Listen | None:
+        """The checked options; exit 2 for a wildcard address without ``--callback-url``
+        (the URL cannot be derived from it)."""
         if value is None:
             if safety_poll is not None:
                 raise CliError("--safety-poll goes with --callback-listen [HOST:]PORT")
             return None
-        return cls(value, safety_poll)
+        listen = cls(value, safety_poll)
+        if listen.is_wildcard and callback_url is None:
+            raise CliError(f"--callback-listen {listen.host}: give --callback-url, the address "
+                           "at which the API reaches this receiver")
+        return listen
+
+    def callback_url(self, out: Output, server_url: str, given: str | None,
+                     base_url: str) -> str:
+        """The URL sent with each create: ``--callback-url``, else the receiver's own address
+        (with a warning when that is loopback and the API is not)."""
+        url = given or server_url
+        warn_unreachable(out, url, base_url, self.safety_poll)
+        return url
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -77,23 +92,15 @@ def parse_listen(value: str) -> tuple[str, int]:
     return (host.strip("[]") or "127.0.0.1"), number
 
 
-def check_bindable(host: str, port: int) -> None:
-    """Fail with one line now, rather than letting the server stop the process later: uvicorn
-    ends the program (``SystemExit``) when it cannot bind."""
-    import os
-    import socket
+async def start_server(server: ReceiverServer, option: str = "--callback-listen") -> None:
+    """Start the receiver; a missing uvicorn or an address it cannot listen on is exit 2."""
+    from ..callback import ListenError
 
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family)
-    except OSError as e:
-        why = os.strerror(e.errno) if e.errno else str(e)
-        raise CliError(
-            f"--callback-listen {host}:{port}: cannot listen there ({why}); "
-            "pick another port or address",
-            ExitCode.USAGE,
-        ) from None
-    sock.close()
+        await server.start()
+    except (ListenError, RuntimeError) as e:  # busy port / uvicorn is missing
+        await server.stop()
+        raise CliError(f"{option}: {e}", ExitCode.USAGE) from None
 
 
 def _host_of(url: str) -> str:
@@ -118,15 +125,11 @@ async def running_receiver(client: AsyncClient, listen: Listen,
     callback by fetching the task's detail and acts only on the ids it is told to watch."""
     from ..callback import CallbackReceiver, ReceiverServer, is_loopback
 
-    check_bindable(listen.host, listen.port)
     if not is_loopback(listen.host):
         out.warn(f"the callback receiver listens on {listen.host}: reachable from other machines")
     receiver: CallbackReceiver = CallbackReceiver(client.lipsync.get)
     server = ReceiverServer(receiver, host=listen.host, port=listen.port)
-    try:
-        await server.start()
-    except RuntimeError as e:  # uvicorn is missing
-        raise CliError(f"--callback-listen: {e}", ExitCode.USAGE) from None
+    await start_server(server)
     out.note(f"callback receiver on {server.url}")
     try:
         yield server

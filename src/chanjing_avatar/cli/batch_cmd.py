@@ -13,6 +13,7 @@ from ._errors import CliError, ExitCode
 
 if TYPE_CHECKING:
     from ..batch.runner import BatchProgress, BatchRunner
+    from ._callbacks import Listen
     from ._common import Session
 
 # asyncio, signal, shlex and the batch/callback packages load inside the command: ``--help``
@@ -68,7 +69,10 @@ def batch(
     import asyncio
 
     from ..batch.manifest import ManifestError, load_manifest
+    from ._callbacks import Listen
     from ._common import session
+
+    listen = Listen.from_options(callback_listen, None, callback_url)
 
     try:
         parsed = load_manifest(manifest)
@@ -86,18 +90,12 @@ def batch(
                  credentials_dir=credentials_dir) as s:
         code = asyncio.run(
             _run(s, parsed, outdir, retry_failed=retry_failed, resolve=resolve or [],
-                 callback_url=callback_url, callback_listen=callback_listen,
+                 callback_url=callback_url, listen=listen,
                  poll_interval=poll_interval, settle=settle, live=live,
                  argv=sys.argv)
         )
     if code:
         raise typer.Exit(code)
-
-
-def _parse_listen(value: str) -> tuple[str, int]:
-    from ._callbacks import parse_listen
-
-    return parse_listen(value)
 
 
 def _apply_resolutions(journal_path: Path, resolve: list[str]) -> None:
@@ -122,7 +120,7 @@ async def _run(
     retry_failed: bool,
     resolve: list[str],
     callback_url: str | None,
-    callback_listen: str | None,
+    listen: Listen | None,
     poll_interval: float,
     settle: float,
     live: bool,
@@ -139,27 +137,33 @@ async def _run(
 
     opts = BatchOptions(outdir=outdir, retry_failed=retry_failed, callback_url=callback_url,
                         poll_interval=poll_interval, settle=settle)
+    if listen is not None:
+        opts.safety_poll = listen.safety_poll
     if resolve:
         outdir.mkdir(parents=True, exist_ok=True)
         _apply_resolutions(opts.journal_file, resolve)
     server = None
-    host, port = _parse_listen(callback_listen) if callback_listen else ("", 0)
-    if callback_listen:
-        from ._callbacks import check_bindable
-
-        check_bindable(host, port)  # uvicorn would end the process on a busy port
     client = s.async_client()
     runner = BatchRunner(client, manifest, opts)
-    if callback_listen:
+    if listen is not None:
         from ..callback import CallbackReceiver, ReceiverServer, is_loopback
+        from ._callbacks import start_server
 
-        if not is_loopback(host):
-            s.out.warn(f"the callback receiver listens on {host}, not only on this machine")
+        if not is_loopback(listen.host):
+            s.out.warn(f"the callback receiver listens on {listen.host}, not only on this "
+                       "machine")
         receiver = CallbackReceiver(runner.confirm)
         opts.receiver = receiver
-        server = ReceiverServer(receiver, host=host, port=port)
-        await server.start()
+        server = ReceiverServer(receiver, host=listen.host, port=listen.port)
+        try:
+            await start_server(server)
+        except BaseException:
+            await client.aclose()
+            raise
         s.out.note(f"callback receiver on {server.url}")
+        # The same URL as make's: --callback-url, else the listen address.
+        opts.callback_url = listen.callback_url(s.out, server.url, callback_url,
+                                                client.base_url)
 
     display = _Display(s, runner) if live and s.out.stderr_tty and not s.out.json_mode else None
     opts.on_change = display.update if display else None

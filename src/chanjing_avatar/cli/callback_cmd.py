@@ -39,15 +39,14 @@ def serve(
     import json
     import sys
 
-    from ._callbacks import check_bindable
     from ._common import session
 
-    check_bindable(host, port)  # uvicorn would end the process on a busy port
     with session(verbose=verbose, local=local, base_url=base_url,
                  credentials_dir=credentials_dir) as s:
 
         async def main() -> None:
             from ..callback import CallbackReceiver, ReceiverServer, is_loopback
+            from ._callbacks import start_server
 
             client = s.async_client()
 
@@ -67,7 +66,11 @@ def serve(
             if not is_loopback(host):
                 s.out.warn(f"listening on {host}: reachable from other machines")
             server = ReceiverServer(receiver, host=host, port=port)
-            await server.start()
+            try:
+                await start_server(server, "--host/--port")
+            except BaseException:
+                await client.aclose()
+                raise
             s.out.note(f"callback receiver on {server.url} (Ctrl-C to stop)")
             try:
                 await asyncio.Event().wait()

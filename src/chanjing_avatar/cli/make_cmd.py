@@ -43,6 +43,8 @@ from .tasks_cmd import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .._models import MakeEvent, MakeResult
 
 
@@ -193,10 +195,7 @@ def make(
         require_file(video, "video", VIDEO_EXTENSIONS)
     speech = Speech(text=text, text_file=text_file, voice=voice, speed=speed, pitch=pitch,
                     audio=audio, audio_file_id=None, voice_optional=local)
-    listen = Listen.from_options(callback_listen, safety_poll)
-    if listen is not None and listen.is_wildcard and callback is None:
-        raise CliError(f"--callback-listen {listen.host}: give --callback-url, the address "
-                       "at which the API reaches this receiver")
+    listen = Listen.from_options(callback_listen, safety_poll, callback)
     options = create_options(width, height, backway, drive_mode, model, volume, callback)
     precheck(speech, options)
     options = {k: v for k, v in options.items() if v is not None}
@@ -210,26 +209,17 @@ def make(
         speech.pick_voice(client, s.out)
         view = StageView(s)
         tts_options = {"speed": speech.speed, "pitch": speech.pitch} if speech.is_tts else {}
+        kwargs: dict[str, Any] = dict(
+            video=video, output=output, text=speech.text, voice_id=speech.voice,
+            audio=speech.audio, on_event=view, overwrite=overwrite, timeout=timeout,
+            **tts_options, **options,
+        )
         try:
             with view:
-                if listen is not None:
-                    result = _make_with_receiver(
-                        s, view, listen, video=video, output=output, speech=speech,
-                        options=options, overwrite=overwrite, timeout=timeout,
-                    )
+                if listen is None:
+                    result = client.lipsync.make(**kwargs)
                 else:
-                    result = client.lipsync.make(
-                        video=video,
-                        output=output,
-                        text=speech.text,
-                        voice_id=speech.voice,
-                        audio=speech.audio,
-                        on_event=view,
-                        overwrite=overwrite,
-                        timeout=timeout,
-                        **tts_options,
-                        **options,
-                    )
+                    result = _make_with_receiver(s, listen, kwargs)
         except KeyboardInterrupt:
             if view.task_id is None:
                 raise CliError("interrupted before a task was created; nothing to resume",
@@ -251,69 +241,30 @@ def make(
         s.out.result(data, f"{result.download.path} ({dur}, {human_size(size)})")
 
 
-def _make_with_receiver(
-    s: Session,
-    view: StageView,
-    listen: Listen,
-    *,
-    video: Path,
-    output: Path,
-    speech: Speech,
-    options: dict[str, Any],
-    overwrite: bool,
-    timeout: float,
-) -> MakeResult:
-    """``lipsync.make`` with the callback receiver running during the wait: upload, create with
-    the callback URL, wait (callback or safety poll), download; the same events for the view."""
+def _make_with_receiver(s: Session, listen: Listen, kwargs: dict[str, Any]) -> MakeResult:
+    """``lipsync.make`` (async) with the callback receiver running: the task is created with
+    the callback URL, and the wait ends at a confirmed callback (or the safety-net poll)."""
     import asyncio
 
-    from .._exceptions import TaskFailedError
-    from .._models import MakeEvent, MakeResult, Task
-    from ._callbacks import running_receiver, wait_for_task, warn_unreachable
+    from .._models import Task
+    from ._callbacks import running_receiver, wait_for_task
 
-    options = dict(options)
-    given_url = options.pop("callback", None)
-
-    def progress(stage: str) -> Any:
-        return lambda sent, total: view(MakeEvent(stage=stage, sent=sent, total=total))
+    kwargs = dict(kwargs)
+    given_url = kwargs.pop("callback", None)
 
     async def main() -> MakeResult:
         client = s.async_client()
         try:
             async with running_receiver(client, listen, s.out) as server:
-                url = given_url or server.url
-                warn_unreachable(s.out, url, client.base_url, listen.safety_poll)
-                upload_timeout = min(timeout, 600)
-                detail = await client.files.upload(video, "lip_sync_video",
-                                                   on_progress=progress("upload_video"),
-                                                   timeout=upload_timeout)
-                video_file_id = detail.id
-                view(MakeEvent(stage="upload_video", file_id=video_file_id))
-                audio_file_id: str | None = None
-                if speech.audio is not None:
-                    detail = await client.files.upload(speech.audio, "lip_sync_audio",
-                                                       on_progress=progress("upload_audio"),
-                                                       timeout=upload_timeout)
-                    audio_file_id = detail.id
-                    view(MakeEvent(stage="upload_audio", file_id=audio_file_id))
-                task_id = await client.lipsync.create(
-                    video_file_id=video_file_id, text=speech.text, voice_id=speech.voice,
-                    speed=speech.speed, pitch=speech.pitch, audio_file_id=audio_file_id,
-                    video_path=video, callback=url, **options,
-                )
-                view(MakeEvent(stage="create", task=Task(id=task_id)))
-                task = await wait_for_task(
-                    client, server.receiver, task_id, timeout=timeout,
-                    safety_poll=listen.safety_poll,
-                    on_progress=lambda t: view(MakeEvent(stage="wait", task=t)),
-                )
-            if task.failed:
-                raise TaskFailedError(task)
-            download = await client.lipsync.download(task, output, overwrite=overwrite,
-                                                     on_progress=progress("download"))
-            view(MakeEvent(stage="done", task=task, path=download.path))
-            return MakeResult(task=task, video_file_id=video_file_id,
-                              audio_file_id=audio_file_id, download=download)
+                url = listen.callback_url(s.out, server.url, given_url, client.base_url)
+
+                async def waiter(task_id: str, *, timeout: float,
+                                 on_progress: Callable[[Task], None] | None) -> Task:
+                    return await wait_for_task(client, server.receiver, task_id,
+                                               timeout=timeout, safety_poll=listen.safety_poll,
+                                               on_progress=on_progress)
+
+                return await client.lipsync.make(**kwargs, callback=url, waiter=waiter)
         finally:
             await client.aclose()
 
