@@ -19,7 +19,6 @@ from .ids import new_id
 
 _KEY = re.compile(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*(\.[A-Za-z0-9]+)?")
 _FLUSH_BYTES = 1024 * 1024  # write in ~1 MiB slices, off the event loop
-_FLUSH_PARTS = 512  # and at most this many chunks per writev (IOV_MAX is 1024 on Linux)
 
 
 class BlobTooLarge(Exception):
@@ -41,22 +40,6 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
-
-
-def _write_parts(fd: int, parts: list[bytes]) -> None:
-    """Write ``parts`` in order with one ``writev`` (looping on short writes).
-
-    The received chunks go to the file as they are: joining them first cost one more copy of
-    every uploaded byte, on a CPU the sender and the event loop also need.
-    """
-    views = [memoryview(part) for part in parts if part]
-    while views:
-        n = os.writev(fd, views) if hasattr(os, "writev") else os.write(fd, views[0])
-        while views and n >= len(views[0]):
-            n -= len(views[0])
-            views.pop(0)
-        if n:
-            views[0] = views[0][n:]
 
 
 def check_key(key: str) -> str:
@@ -91,19 +74,19 @@ class LocalBlobStore:
         pending: list[bytes] = []
         pending_len = 0
         try:
-            with partial.open("wb", buffering=0) as out:
-                fd = out.fileno()
+            with partial.open("wb") as out:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > max_bytes:
                         raise BlobTooLarge(f"larger than {max_bytes} bytes")
                     pending.append(chunk)
                     pending_len += len(chunk)
-                    if pending_len >= _FLUSH_BYTES or len(pending) >= _FLUSH_PARTS:
-                        parts, pending, pending_len = pending, [], 0
-                        await anyio.to_thread.run_sync(_write_parts, fd, parts)
+                    if pending_len >= _FLUSH_BYTES:
+                        data = b"".join(pending)
+                        pending, pending_len = [], 0
+                        await anyio.to_thread.run_sync(out.write, data)
                 if pending:
-                    await anyio.to_thread.run_sync(_write_parts, fd, pending)
+                    out.write(b"".join(pending))
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(partial, target)
             return size
