@@ -404,27 +404,3 @@ def make_finish(
                       audio_file_id=started.audio_file_id, download=result)
 
 
-def make(
-    ctx: Context,
-    *,
-    video: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    text: str | None,
-    voice_id: str | None,
-    audio: str | os.PathLike[str] | None,
-    on_event: Callable[[MakeEvent], None] | None,
-    on_sent: Callable[[float], None] | None = None,
-    overwrite: bool,
-    timeout: float,
-    create_options: Mapping[str, Any],
-) -> Flow[MakeResult]:
-    """Upload what is local, create, wait (polling), download, as one flow. The clients run
-    :func:`make_start`, their waiter, then :func:`make_finish`."""
-    started = yield from make_start(
-        ctx, video=video, output=output, text=text, voice_id=voice_id, audio=audio,
-        on_event=on_event, on_sent=on_sent, overwrite=overwrite, timeout=timeout,
-        create_options=create_options,
-    )
-    task = yield from wait(ctx, started.task_id, timeout=timeout, on_progress=started.on_wait)
-    return (yield from make_finish(ctx, started, task, overwrite=overwrite))
-
