@@ -1,8 +1,10 @@
 """chanjing-avatar: a client for Chanjing's lip-sync Open API, with a local sandbox.
 
->>> from chanjing_avatar import Client
+>>> from chanjing_avatar import Client, LipSyncRequest
+>>> request = LipSyncRequest(video=Path("me.mp4"), text="你好", voice_id="...")  # checked here
 >>> with Client() as c:                       # keys from args, env or ~/.chanjing/credentials.json
-...     result = c.lipsync.make(video="me.mp4", text="你好", voice_id="...", output="out.mp4")
+...     result = c.lipsync.make(request, output="out.mp4")
+...     # the same in keywords: c.lipsync.make(video="me.mp4", text=..., voice_id=..., output=...)
 """
 
 from typing import TYPE_CHECKING, Any
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
         UploadUrl,
         Voice,
     )
+    from ._request import LipSyncRequest
 
 _LAZY = {
     "AsyncClient": "._async_client",
@@ -85,6 +88,7 @@ _LAZY = {
     "TaskFailedError": "._exceptions",
     "TransportError": "._exceptions",
     "WaitTimeoutError": "._exceptions",
+    "LipSyncRequest": "._request",
     "CreateLipSync": "._models",
     "Download": "._models",
     "FileDetail": "._models",
@@ -132,6 +136,7 @@ __all__ = [
     "FileUnavailableError",
     "InsecureBaseUrlError",
     "InvalidRequestError",
+    "LipSyncRequest",
     "MakeEvent",
     "MakeResult",
     "MissingCredentialsError",
