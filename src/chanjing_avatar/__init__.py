@@ -7,13 +7,13 @@
 ...     # the same in keywords: c.lipsync.make(video="me.mp4", text=..., voice_id=..., output=...)
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from ._version import __version__
 
 # The public names load on first use, so that importing a submodule (the CLI's `--help`) does not
 # pay for httpx and pydantic.
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._async_client import AsyncClient
     from ._client import Client
     from ._config import (
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         resolve_credentials_dir,
         save_credentials,
     )
+    from ._core._redact import redact_url
     from ._exceptions import (
         AuthenticationError,
         ChanjingError,
@@ -89,6 +90,7 @@ _LAZY = {
     "TransportError": "._exceptions",
     "WaitTimeoutError": "._exceptions",
     "LipSyncRequest": "._request",
+    "redact_url": "._core._redact",
     "CreateLipSync": "._models",
     "Download": "._models",
     "FileDetail": "._models",
@@ -105,7 +107,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -159,6 +161,7 @@ __all__ = [
     "Voice",
     "WaitTimeoutError",
     "__version__",
+    "redact_url",
     "resolve_config",
     "resolve_credentials_dir",
     "save_credentials",

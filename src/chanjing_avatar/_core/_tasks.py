@@ -31,7 +31,7 @@ from .._wire import (
 from ._calls import ApiCall, call
 from ._context import Context
 from ._decisions import ProgressEstimator, poll_delay
-from ._download import download
+from ._download import download, output_exists
 from ._effects import Flow, Sleep
 from ._files import upload
 
@@ -302,7 +302,7 @@ def make_start(
     emit = on_event or _ignore
     out = Path(output)
     if not out.is_dir() and out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
+        raise output_exists(out)
     sent, task_id = yield from submit(ctx, request, on_sent=on_sent, on_event=emit,
                                       timeout=timeout)
     assert sent.video_file_id is not None

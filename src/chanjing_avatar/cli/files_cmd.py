@@ -20,8 +20,7 @@ from ._common import (
 from ._errors import CliError
 
 if TYPE_CHECKING:
-    from .._client import Client
-    from .._models import FileDetail
+    from .. import Client, FileDetail
 
 
 def upload_with_bar(s: Session, client: Client, path: Path, service: str, label: str) -> FileDetail:
