@@ -73,6 +73,13 @@ def shown_path(filename: object) -> str:
     return name
 
 
+def with_path(exc: OSError, path: object) -> OSError:
+    """``exc`` naming ``path`` when it names no file (a write to an open file names none)."""
+    if exc.filename is None:
+        exc.filename = str(path)
+    return exc
+
+
 def describe(exc: BaseException) -> Failure:
     """How the CLI reports ``exc``: exit code, one line, optional detail."""
     ClickException, UsageError = _click_exceptions()

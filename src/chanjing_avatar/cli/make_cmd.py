@@ -19,7 +19,7 @@ from ._common import (
     require_file,
     session,
 )
-from ._errors import CliError, ExitCode, describe
+from ._errors import CliError, ExitCode, describe, with_path
 from ._signals import terminate_as_interrupt
 from .tasks_cmd import (
     BackwayOpt,
@@ -232,8 +232,8 @@ def make(
             if view.task_id is None or isinstance(e, TaskFailedError):
                 raise
             # The task exists and is paid for: whatever went wrong, say how to get the video.
-            failure = describe(e)
-            hint = resume_hint(view.task_id, local, output, overwrite)
+            failure = describe(with_path(e, output) if isinstance(e, OSError) else e)
+            hint = resume_hint(view.task_id, local, output, overwrite, running=False)
             raise CliError(f"{failure.message}; task {view.task_id} was created: {hint}",
                            failure.code) from None
         task = result.task

@@ -19,7 +19,7 @@ from ._common import (
     require_file,
     session,
 )
-from ._errors import CliError, ExitCode
+from ._errors import CliError, ExitCode, with_path
 from ._signals import terminate_as_interrupt
 
 if TYPE_CHECKING:
@@ -363,14 +363,16 @@ def wait_with_bar(s: Session, task_id: str, timeout: float,
     return task
 
 
-def resume_hint(task_id: str, local: bool, output: Path | None, overwrite: bool = False) -> str:
+def resume_hint(task_id: str, local: bool, output: Path | None, overwrite: bool = False, *,
+                running: bool = True) -> str:
     import shlex
 
     flag = " --local" if local else ""
     out = f" -o {shlex.quote(str(output))}" if output is not None else ""
     if overwrite:
         out += " --overwrite"
-    return (f"the task keeps running; resume with: chanjing-avatar wait{flag} {task_id} && "
+    lead = "the task keeps running; resume with" if running else "resume with"
+    return (f"{lead}: chanjing-avatar wait{flag} {task_id} && "
             f"chanjing-avatar download{flag} {task_id}{out}")
 
 
@@ -439,6 +441,8 @@ def download(
         except KeyboardInterrupt:
             raise CliError(_download_interrupted(task_id, path, local, overwrite),
                            ExitCode.INTERRUPTED) from None
+        except OSError as e:
+            raise with_path(e, path) from None
         except InvalidRequestError as e:
             if e.field != "task":
                 raise
