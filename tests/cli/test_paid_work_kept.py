@@ -112,14 +112,12 @@ def test_make_and_download_into_a_read_only_mount_are_refused_first(
 def test_disk_full_after_the_create_names_the_task_and_the_resume_command(
         env: Env, tmp_path: Path) -> None:
     with _tmpfs(tmp_path / "full", "256k") as full:
-        # Fill it to the last few KiB: room for the probe and the .part's name, not the video.
+        # Full to the last byte: a new (empty) file can still be made, no byte written.
         filler = full / "filler"
         with contextlib.suppress(OSError), filler.open("wb") as f:
             while True:
                 f.write(b"\0" * 4096)
                 f.flush()
-        with filler.open("r+b") as f:
-            f.truncate(max(0, filler.stat().st_size - 4096))
         out = full / "out.mp4"
         before = _task_ids(env)
         r = env.run("make", "--video", str(env.video), "--text", "hi", "--voice", VOICE_EN,
