@@ -37,7 +37,8 @@ def batch(
     resolve: Annotated[
         list[str] | None,
         typer.Option("--resolve", metavar="ROW=TASK_ID|new",
-                     help="Settle an undecidable row: adopt TASK_ID, or 'new' to create again."),
+                     help="Settle a row: adopt TASK_ID, or 'new' to create again; '*=new' lets a "
+                     "new journal create although the account has recent tasks it does not know."),
     ] = None,
     callback_url: Annotated[
         str | None,
