@@ -22,7 +22,8 @@ class CallbackPolicy:
     backoff_s: float = 1.0
     factor: float = 2.0
     timeout_s: float = 5.0
-    senders: int = 4  # callbacks in flight at once
+    connect_s: float = 2.0  # connecting gets at most this long (within timeout_s)
+    senders: int = 4  # callbacks in flight at once (at most half of them on one target)
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,17 @@ class SandboxConfig:
     max_upload_bytes: int = 8 * 1024**3
     max_json_bytes: int = 1024 * 1024
     callback: CallbackPolicy = field(default_factory=CallbackPolicy)
+    # Callbacks to loopback, private and link-local addresses: refused unless allowed (for a
+    # receiver on this machine, as in tests and the single-user embedded mode).
+    callback_allow_private: bool = False
     faults_enabled: bool = False
     faults: Sequence[FaultRule] = ()
     fault_seed: int | None = None
     admin: bool = False  # serve the admin endpoints under /_sandbox
+    # The bearer token the admin endpoints require (made up at each start when not given).
+    admin_token: str | None = None
+    # Admin endpoints on a host other than loopback: refused unless explicitly allowed.
+    admin_remote: bool = False
     # A renderer instance or a name for render.get_renderer ("auto": the best available one).
     renderer: Renderer | str = "auto"
     public_url: str | None = None  # base of video_url etc. when behind a proxy

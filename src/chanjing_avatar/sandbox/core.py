@@ -21,6 +21,7 @@ from .. import _wire
 from .._wire import Code, FileStatus, TaskStatus
 from ..render.base import Renderer, VoiceInfo
 from .blobs import BlobStore
+from .callback_targets import url_problem
 from .callbacks import CallbackSender
 from .clock import Clock
 from .config import SandboxConfig
@@ -205,6 +206,15 @@ class SandboxCore:
                     f"tts_config.audio_man_id: unknown voice {voice_id[:64]!r}; "
                     "see list_common_audio"
                 )
+        problem = (
+            url_problem(
+                params.get("callback") or "", allow_private=self.config.callback_allow_private
+            )
+            if params.get("callback")
+            else ""
+        )
+        if problem:
+            raise param_error(f"callback: {problem}")
         task = TaskRecord(
             id=new_id(),
             app_id=app_id,

@@ -66,7 +66,11 @@ class Sandbox:
         self.clock = Clock(Pacing(cfg.time_scale, cfg.file_sync_delay_s, cfg.task_min_duration_s))
         self.work = ThreadWorkQueue()
         self.callbacks = CallbackSender(
-            cfg.callback, self.clock.real, self._callback_outcome, journal=self.store
+            cfg.callback,
+            self.clock.real,
+            self._callback_outcome,
+            journal=self.store,
+            allow_private=cfg.callback_allow_private,
         )
         self.core = SandboxCore(
             cfg,
@@ -108,7 +112,8 @@ class Sandbox:
 
     def _callback_outcome(self, task_id: str, outcome: str) -> None:
         self.stats.request("callback")
-        self.stats.response("callback", outcome if outcome == "error" else f"http_{outcome}")
+        shown = outcome if outcome in ("error", "refused") else f"http_{outcome}"
+        self.stats.response("callback", shown)
 
     def _uvicorn(self) -> uvicorn.Server:
         config = uvicorn.Config(
