@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import uvicorn
 
 from ..render.base import Renderer
 from .admin import SandboxAdmin
+from .admin_guard import is_loopback_host
 from .app import create_app
 from .blobs import LocalBlobStore
 from .callbacks import CallbackSender
@@ -28,6 +30,23 @@ from .stats import Stats
 from .store_sqlite import SqliteStore
 
 log = logging.getLogger("chanjing_avatar.sandbox")
+
+
+def private_folder(path: Path) -> None:
+    """Make ``path`` (and missing parents) with mode 0700; an existing one is narrowed to it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` 0600 before SQLite opens it (its -wal and -shm files take the same mode);
+    an existing one is narrowed to it."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            os.chmod(companion, 0o600)
 
 
 def resolve_renderer(choice: Renderer | str) -> Renderer:
@@ -57,8 +76,15 @@ class Sandbox:
 
     def _build(self) -> None:
         cfg = self.config
+        if cfg.admin and not cfg.admin_remote and not is_loopback_host(cfg.host):
+            raise ValueError(
+                f"the admin endpoints on {cfg.host} would be reachable from other machines: "
+                "bind a loopback address, or allow it explicitly (admin_remote / --admin-remote)"
+            )
+        self.admin_token = cfg.admin_token or new_secret()
         data_dir = Path(cfg.data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(data_dir)
+        private_file(data_dir / "sandbox.db")
         self.store = SqliteStore(data_dir / "sandbox.db")
         self.blobs = LocalBlobStore(data_dir / "blobs")
         self.stats = Stats()
@@ -91,7 +117,7 @@ class Sandbox:
         for app_id, secret in cfg.extra_apps.items():
             self.store.add_app(app_id, secret)
         signer = UploadSigner(self._signing_key())
-        self.app = create_app(self.core, signer, self.faults, self.stats)
+        self.app = create_app(self.core, signer, self.faults, self.stats, self.admin_token)
 
     def _default_app(self) -> tuple[str, str]:
         """The given pair, or the one this data dir was first given (made up if none)."""
@@ -192,7 +218,7 @@ class Sandbox:
         if not self.base_url:
             raise RuntimeError("the sandbox is not running")
         if self._admin is None:
-            self._admin = SandboxAdmin(self.base_url)
+            self._admin = SandboxAdmin(self.base_url, self.admin_token)
         return self._admin
 
     # Foreground.
