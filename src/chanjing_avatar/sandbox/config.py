@@ -50,6 +50,14 @@ class SandboxConfig:
     upload_url_ttl_s: float = UPLOAD_URL_TTL_S  # real seconds
     max_upload_bytes: int = 8 * 1024**3
     max_json_bytes: int = 1024 * 1024
+    # Bounds on connections: a request head's bytes and header count and the real seconds a
+    # client may take to send it (431 / closed after), connections at once (more get 503),
+    # seconds an idle keep-alive connection is kept.
+    max_head_bytes: int = 64 * 1024
+    max_headers: int = 100
+    head_timeout_s: float = 10.0
+    max_connections: int = 1000
+    keep_alive_s: float = 5.0
     callback: CallbackPolicy = field(default_factory=CallbackPolicy)
     # Callbacks to loopback, private and link-local addresses: refused unless allowed (for a
     # receiver on this machine, as in tests and the single-user embedded mode).

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
@@ -47,6 +48,16 @@ def private_file(path: Path) -> None:
         companion = path.with_name(path.name + suffix)
         if companion.exists():
             os.chmod(companion, 0o600)
+
+
+def _http_protocol(cfg: SandboxConfig) -> Any:
+    """httptools (the sandbox extra) with bounded request heads; else h11, which bounds their
+    size (``h11_max_incomplete_event_size``) but not the time taken to send them."""
+    try:
+        from .http_limits import HeadLimits, bounded_protocol
+    except ImportError:
+        return "h11"
+    return bounded_protocol(HeadLimits(cfg.max_head_bytes, cfg.max_headers, cfg.head_timeout_s))
 
 
 def resolve_renderer(choice: Renderer | str) -> Renderer:
@@ -142,11 +153,15 @@ class Sandbox:
         self.stats.response("callback", shown)
 
     def _uvicorn(self) -> uvicorn.Server:
+        cfg = self.config
         config = uvicorn.Config(
             self.app,
-            host=self.config.host,
-            port=self.config.port,
-            http="auto",  # httptools when installed (the sandbox extra), else h11
+            host=cfg.host,
+            port=cfg.port,
+            http=_http_protocol(cfg),
+            h11_max_incomplete_event_size=cfg.max_head_bytes,
+            limit_concurrency=cfg.max_connections,
+            timeout_keep_alive=max(1, round(cfg.keep_alive_s)),
             lifespan="off",
             access_log=False,
             log_config=None,
