@@ -42,7 +42,7 @@ from .media import make_video, make_wav
 sandbox = pytest.importorskip("chanjing_avatar.sandbox")
 Sandbox, SandboxConfig = sandbox.Sandbox, sandbox.SandboxConfig
 
-FAST = {"file_sync_delay_s": 0.1}
+FAST = {"file_sync_delay_s": 0.1, "callback_allow_private": True}  # receivers on loopback
 VOICE = "a" * 32
 
 
