@@ -371,7 +371,9 @@ class CredentialsStore:
         file instead, never into the other app's. No secret key is ever added.
         """
         data = read_credentials_file(self.path) or {}
-        path = token_path(self.directory, data.get("app_id"), self.app_id)
+        path = self.path
+        if path.name == CREDENTIALS_FILE:
+            path = token_path(self.directory, data.get("app_id"), self.app_id)
         if path != self.path:
             log.info("%s now belongs to app %s; this app's token goes to %s",
                      self.path, data.get("app_id"), path)
