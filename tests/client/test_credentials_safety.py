@@ -212,3 +212,49 @@ def test_a_lock_file_that_cannot_be_created_is_one_clear_error(
         c.lipsync.list(1, 1)  # needs a token: takes the lock
     assert "cannot create the lock file" in str(info.value)
     assert not isinstance(info.value.__cause__, OSError)
+
+
+def test_a_refused_token_that_keeps_changing_is_retried_not_raised(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    # Two calls in a row find their token killed by someone else's refresh (the sandbox
+    # invalidates it, as a vendor script's new token would): the first token, then the one the
+    # client refreshed. Each time the token is new, so the call goes on.
+    with Client(sandbox.app_id, sandbox.secret_key, base_url=sandbox.base_url,
+                credentials_dir=tmp_path) as c:
+        c.auth.token()
+        sandbox.admin.add_fault("lipsync_list", "invalidate_token", times=2)
+        try:
+            assert c.lipsync.list(1, 1).items == []
+        finally:
+            sandbox.admin.clear_faults()
+    assert sandbox.admin.count("lipsync_list", 10400) == 2
+    assert sandbox.admin.count("lipsync_list", 0) == 1
+
+
+def test_a_vendor_script_rewriting_the_token_in_place_never_reaches_callers(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    cred = tmp_path / "cred"
+    save_credentials(sandbox.app_id, sandbox.secret_key, credentials_dir=cred)
+    start_at = time.time() + 2.0  # after every process's imports
+    args = [sandbox.app_id, sandbox.secret_key, sandbox.base_url]
+    clients = [
+        subprocess.Popen([sys.executable, str(HERE / "token_worker.py"), *args, str(cred), "2",
+                          str(start_at)], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    vendors = [  # several scripts at once, as agents run them
+        subprocess.Popen(
+            [sys.executable, str(HERE / "vendor_writer.py"), *args,
+             str(cred / "credentials.json"), "2", str(start_at), "0"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        for _ in range(3)
+    ]
+    reports = [json.loads(p.communicate(timeout=60)[0]) for p in clients]
+    writes = sum(json.loads(p.communicate(timeout=60)[0])["writes"] for p in vendors)
+    assert writes >= 20  # the token really kept changing under the clients
+    errors = [e for r in reports for e in r["errors"]]
+    assert sum(r["calls"] for r in reports) > 50
+    assert (errors[:3], len(errors)) == ([], 0)
