@@ -258,3 +258,34 @@ def test_a_vendor_script_rewriting_the_token_in_place_never_reaches_callers(
     errors = [e for r in reports for e in r["errors"]]
     assert sum(r["calls"] for r in reports) > 50
     assert (errors[:3], len(errors)) == ([], 0)
+
+
+# -- the pure decisions behind the rules above --------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("uid", "gid", "mode", "refused"),
+    [
+        (1000, 1000, 0o100600, None),
+        (0, 0, 0o100644, None),  # root's: trusted, like ssh
+        (1000, 1000, 0o100664, None),  # our own per-user group may write
+        (1001, 1000, 0o100600, "is owned by another user (uid 1001)"),
+        (1000, 1000, 0o040777, "can be written by every user"),
+        (0, 0, 0o041777, "can be written by every user"),  # /tmp-like, even root's
+        (1000, 50, 0o100660, "can be written by group 50"),
+    ],
+)
+def test_unsafe_owner(uid: int, gid: int, mode: int, refused: str | None) -> None:
+    from chanjing_avatar._credentials import unsafe_owner
+
+    st = os.stat_result((mode, 0, 0, 1, uid, gid, 0, 0, 0, 0))
+    assert unsafe_owner(st, uid=1000, gid=1000) == refused
+
+
+def test_token_path_never_points_at_another_apps_file(tmp_path: Path) -> None:
+    from chanjing_avatar._credentials import token_path
+
+    main = tmp_path / "credentials.json"
+    assert token_path(tmp_path, None, "a") == main
+    assert token_path(tmp_path, "a", "a") == main
+    assert token_path(tmp_path, "b", "a") == tmp_path / "credentials-a.json"
+    assert token_path(tmp_path, "b", "../x y") == tmp_path / "credentials-.._x_y.json"
