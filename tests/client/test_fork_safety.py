@@ -145,3 +145,35 @@ def test_children_do_not_share_the_parents_jitter(sb: Any, tmp_path: Path) -> No
             p.join(30)
     # Identical draws would make every child of a prefork server retry at the same moment.
     assert len(set(draws)) == 3
+
+
+def _child_token(c: Client, out: Any) -> None:
+    try:
+        out.put(bool(c.auth.token()))
+    except ChanjingError as e:
+        out.put(f"error {e}")
+
+
+def test_child_forked_while_a_parent_thread_refreshes_the_token_gets_one(
+    sb: Any, tmp_path: Path
+) -> None:
+    import queue
+
+    with Client(sb.app_id, sb.secret_key, base_url=sb.base_url, credentials_dir=tmp_path) as c:
+        held = c._store.acquire(blocking=True, timeout=5)  # as a refresh in a parent thread
+        assert held is not None
+        out = fork.Queue()
+        child = fork.Process(target=_child_token, args=(c, out))
+        try:
+            child.start()
+            time.sleep(0.5)
+        finally:
+            c._store.release(held)  # the parent's refresh ends; the child may go on
+        try:
+            got = out.get(timeout=60)
+        except queue.Empty:
+            got = "the child is stuck on the lock its parent's thread held at the fork"
+        finally:
+            child.kill()
+            child.join(10)
+    assert got is True
