@@ -15,6 +15,7 @@ import httpx
 
 from .._exceptions import DownloadError
 from .._models import Download
+from .._wire import Code
 from ._context import Context
 from ._decisions import backoff, is_retryable
 from ._effects import Flow, ProgressFn, Send, Sink, Sleep
@@ -25,7 +26,8 @@ log = logging.getLogger("chanjing_avatar")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
-def part_path(path: Path) -> Path:
+def download_part_path(path: Path) -> Path:
+    """Where a download to ``path`` keeps its bytes until complete (resumed by the next try)."""
     return path.with_name(f".{path.name}.part")
 
 
@@ -223,7 +225,7 @@ def download(
     if path.exists() and not overwrite:
         raise output_exists(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = part_path(path)
+    part = download_part_path(path)
     validator = _load_meta(part, url) if part.exists() else None
     if not part.exists() or not _meta_path(part).exists():
         # Written before the first byte, so that a part left by any interruption is known.
@@ -264,7 +266,7 @@ def download(
                 offset = _size(part)
                 if offset == 0:
                     resumed_from = 0
-                delay = backoff(ctx.retry, retries, ctx.rng, rate_limited=code == 40001)
+                delay = backoff(ctx.retry, retries, ctx.rng, rate_limited=code == Code.RATE_LIMITED)
                 retries += 1
                 log.info("%s; retry %d/%d in %.1f s", message, retries, ctx.retry.max_retries,
                          delay)
