@@ -26,6 +26,7 @@ if _typing.TYPE_CHECKING:
         save_credentials,
     )
     from ._core._download import download_part_path
+    from ._core._pages import PageCursor
     from ._core._redact import redact_url
     from ._credentials import SavedCredentials, write_credentials
     from ._exceptions import (
@@ -96,6 +97,7 @@ _LAZY = {
     "LipSyncRequest": "._request",
     "redact_url": "._core._redact",
     "download_part_path": "._core._download",
+    "PageCursor": "._core._pages",
     "SavedCredentials": "._credentials",
     "write_credentials": "._credentials",
     "CreateLipSync": "._models",
@@ -151,6 +153,7 @@ __all__ = [
     "MakeResult",
     "MissingCredentialsError",
     "OutcomeUnknownError",
+    "PageCursor",
     "PageInfo",
     "QuotaExhaustedError",
     "RateLimit",

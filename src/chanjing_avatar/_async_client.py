@@ -17,8 +17,9 @@ import httpx
 
 from ._base import CHUNK, LOCK_TIMEOUT_S, BaseClient, lock_busy
 from ._config import RateLimits
-from ._core import FileBody, Flow, Locked, Reply, Send, Sleep, _calls, _files, _tasks
+from ._core import FileBody, Flow, Reply, Send, Sleep, WithStoreLock, _calls, _files, _tasks
 from ._core._download import open_sink
+from ._core._pages import PageCursor
 from ._core._ratelimit import Slot
 from ._credentials import LockPair
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
@@ -148,7 +149,7 @@ class AsyncClient(BaseClient):
             elif isinstance(effect, Sleep):
                 if effect.seconds > 0:
                     await self._sleep(effect.seconds)
-            elif isinstance(effect, Locked):
+            elif isinstance(effect, WithStoreLock):
                 try:
                     held = await self._acquire()
                 except Exception as e:  # an unusable lock file: the flow raises it
@@ -302,16 +303,19 @@ class AsyncLipSync(_AsyncGroup):
     async def list(self, page: int = 1, page_size: int = 10) -> TaskPage:
         return await self._run(_tasks.list_page(self._client._ctx, page, page_size))
 
+    async def iter_pages(self, page_size: int = 50) -> AsyncIterator[TaskPage]:
+        """Every page of tasks, newest first, until the last (one stop rule: ``PageCursor``)."""
+        cursor: PageCursor | None = PageCursor(1, page_size)
+        while cursor is not None:
+            page = await self.list(cursor.page, cursor.size)
+            yield page
+            cursor = cursor.after(len(page.items), page.page_info.total_page)
+
     async def iter_all(self, page_size: int = 50) -> AsyncIterator[Task]:
         """Every task, newest first, page by page."""
-        page = 1
-        while True:
-            result = await self.list(page, page_size)
-            for task in result.items:
+        async for page in self.iter_pages(page_size):
+            for task in page.items:
                 yield task
-            if not result.items or page >= result.page_info.total_page:
-                return
-            page += 1
 
     async def wait(
         self,

@@ -13,8 +13,9 @@ import httpx
 
 from ._base import CHUNK, LOCK_TIMEOUT_S, BaseClient, lock_busy
 from ._config import RateLimits
-from ._core import FileBody, Flow, Locked, Reply, Send, Sleep, _calls, _files, _tasks
+from ._core import FileBody, Flow, Reply, Send, Sleep, WithStoreLock, _calls, _files, _tasks
 from ._core._download import open_sink
+from ._core._pages import PageCursor
 from ._core._ratelimit import Slot
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
 from ._request import CreateFields, LipSyncRequest, MakeFields, from_create_fields, from_make_fields
@@ -115,7 +116,7 @@ class Client(BaseClient):
             elif isinstance(effect, Sleep):
                 if effect.seconds > 0:
                     self._sleep(effect.seconds)
-            elif isinstance(effect, Locked):
+            elif isinstance(effect, WithStoreLock):
                 try:
                     held = self._store.acquire(blocking=True, timeout=LOCK_TIMEOUT_S)
                 except Exception as e:  # an unusable lock file: the flow raises it
@@ -257,15 +258,18 @@ class LipSync(_Group):
     def list(self, page: int = 1, page_size: int = 10) -> TaskPage:
         return self._run(_tasks.list_page(self._client._ctx, page, page_size))
 
+    def iter_pages(self, page_size: int = 50) -> Iterator[TaskPage]:
+        """Every page of tasks, newest first, until the last (one stop rule: ``PageCursor``)."""
+        cursor: PageCursor | None = PageCursor(1, page_size)
+        while cursor is not None:
+            page = self.list(cursor.page, cursor.size)
+            yield page
+            cursor = cursor.after(len(page.items), page.page_info.total_page)
+
     def iter_all(self, page_size: int = 50) -> Iterator[Task]:
         """Every task, newest first, page by page."""
-        page = 1
-        while True:
-            result = self.list(page, page_size)
-            yield from result.items
-            if not result.items or page >= result.page_info.total_page:
-                return
-            page += 1
+        for page in self.iter_pages(page_size):
+            yield from page.items
 
     def wait(
         self,
