@@ -198,6 +198,13 @@ def _save_meta(part: Path, url: str, validator: str | None) -> None:
         _meta_path(part).write_text(json.dumps({"source": _source(url), "validator": validator}))
 
 
+def _forget_if_empty(part: Path) -> None:
+    """A download that ends with no byte kept leaves nothing behind (no part, no metadata)."""
+    if _size(part) == 0:
+        part.unlink(missing_ok=True)
+        _meta_path(part).unlink(missing_ok=True)
+
+
 def _note_validator(part: Path, headers: httpx.Headers) -> None:
     """A fresh body starts: its validator goes beside the part before any byte is written, so a
     download killed mid-stream (Ctrl-C, SIGTERM, a crash) is resumed, not restarted."""
@@ -261,12 +268,14 @@ def download(
                         with open(part, "r+b") as f:
                             f.truncate(start)
                 if not retryable or retries >= ctx.retry.max_retries:
+                    _forget_if_empty(part)
                     raise DownloadError(message, http_status=status, code=code,
                                         endpoint="download")
                 offset = _size(part)
                 if offset == 0:
                     resumed_from = 0
-                delay = backoff(ctx.retry, retries, ctx.rng, rate_limited=code == Code.RATE_LIMITED)
+                delay = backoff(ctx.retry, retries, ctx.rng,
+                                rate_limited=code == Code.RATE_LIMITED)
                 retries += 1
                 log.info("%s; retry %d/%d in %.1f s", message, retries, ctx.retry.max_retries,
                          delay)
