@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("mcp", reason="the mcp extra is not installed")
 
-from mcp_support import McpEnv  # noqa: E402
+from mcp_support import McpEnv
 
 
 @pytest.fixture(scope="module")

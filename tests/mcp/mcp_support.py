@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mcp
 from mcp.client.stdio import StdioServerParameters, stdio_client
+
+import mcp
 
 CLI = Path(sys.executable).parent / "chanjing-avatar"
 # Query values that would be a signature or token if they ever reached the output.
@@ -52,10 +53,11 @@ class McpEnv:
     video: Path
     audio: Path
     outputs: list[str] = field(default_factory=list)  # every text a client saw, for the checks
+    app_secrets: set[str] = field(default_factory=set)
 
     @property
     def secrets(self) -> set[str]:
-        found = {self.sb.secret_key}
+        found = {self.sb.secret_key, *self.app_secrets}
         for path in self.root.rglob("credentials*.json"):
             try:
                 data = json.loads(path.read_text())
@@ -69,6 +71,16 @@ class McpEnv:
         home = self.root / name
         (home / ".chanjing").mkdir(parents=True, exist_ok=True)
         return home
+
+    def account(self, home: Path, **extra: str | None) -> tuple[str, dict[str, str]]:
+        """A new sandbox account (its own task list) and the environment that uses it."""
+        app_id, secret = self.sb.admin.add_app()
+        self.app_secrets.add(secret)
+        return app_id, self.environ(home, CHANJING_APP_ID=app_id, CHANJING_SECRET_KEY=secret,
+                                    **extra)
+
+    def tasks_of(self, app_id: str) -> list[str]:
+        return [t["id"] for t in self.sb.admin.tasks() if t.get("app_id") == app_id]
 
     def environ(self, home: Path, **extra: str | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHANJING_")}

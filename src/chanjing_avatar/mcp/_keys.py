@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import filelock
 
-from chanjing_avatar import OutcomeUnknownError
+from chanjing_avatar import ChanjingError, OutcomeUnknownError
 from chanjing_avatar._wire import SERVICE_LIP_SYNC_VIDEO
 from chanjing_avatar.batch import (
     Journal,
@@ -233,7 +233,18 @@ class KeyedCreates:
             journal.create_not_sent(key, str(e))
             raise
         journal.created(key, task_id)
+        await self._sample_clock(client, task_id)
         return Created(task_id, False, "created")
+
+    async def _sample_clock(self, client: AsyncClient, task_id: str) -> None:
+        """The server's create_time of a task whose send and answer times are known: it bounds
+        the offset between the clocks, which narrows the window of any later unknown create."""
+        try:
+            task = await client.lipsync.get(task_id)
+        except ChanjingError:
+            return  # only a sample lost
+        if task.create_time is not None:
+            self.journal.task_seen(task_id, task.create_time.timestamp())
 
     async def _upload(
         self,

@@ -1,0 +1,154 @@
+"""Paid calls are never repeated: idempotency keys, a lost answer, a server killed mid-create.
+
+Each test uses its own sandbox account, so the task list reconciliation reads holds only what
+the test made."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sqlite3
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp_support import McpEnv, call, one_line, text_of
+
+import mcp
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def first_voice(env: McpEnv, client: mcp.Client) -> str:
+    r = await call(env, client, "list_voices", {"page_size": 1})
+    return str(r.structured_content["voices"][0]["id"])
+
+
+def journal_file(home: Path) -> Path:
+    found = list((home / ".local" / "state" / "chanjing-avatar" / "mcp").glob("keys-*.sqlite"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def journal_row(home: Path, key: str) -> dict[str, Any]:
+    db = sqlite3.connect(f"file:{journal_file(home)}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        row = db.execute("SELECT * FROM rows WHERE id = ?", (key,)).fetchone()
+        return dict(row) if row else {}
+    finally:
+        db.close()
+
+
+async def test_same_key_twice_makes_one_task_and_other_parameters_are_refused(
+    env: McpEnv,
+) -> None:
+    home = env.home("keys-same")
+    app_id, environ = env.account(home)
+    async with env.stdio(home, env=environ) as (client, _):
+        vid = await first_voice(env, client)
+        args = {"video": str(env.video), "text": "你好", "voice_id": vid,
+                "idempotency_key": "order-42"}
+        first = await call(env, client, "create_lipsync", args)
+        assert not first.is_error, text_of(first)
+        again = await call(env, client, "create_lipsync", args)
+        assert not again.is_error, text_of(again)
+        assert again.structured_content["task_id"] == first.structured_content["task_id"]
+        assert first.structured_content["replayed"] is False
+        assert again.structured_content["replayed"] is True
+        assert env.tasks_of(app_id) == [first.structured_content["task_id"]]
+
+        other = await call(env, client, "create_lipsync", {**args, "text": "再见"})
+        msg = one_line(other)
+        assert "order-42" in msg and "other parameters" in msg, msg
+        assert env.tasks_of(app_id) == [first.structured_content["task_id"]]
+
+        # No key: one is made up and returned, and each call is a new task.
+        fresh = await call(env, client, "create_lipsync", {k: v for k, v in args.items()
+                                                           if k != "idempotency_key"})
+        key = fresh.structured_content["idempotency_key"]
+        assert key and key != "order-42"
+        assert len(env.tasks_of(app_id)) == 2
+
+    # The journal: private, and no secret in it.
+    path = journal_file(home)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    raw = b"".join(p.read_bytes() for p in path.parent.iterdir() if p.is_file())
+    for secret in env.secrets:
+        assert secret.encode() not in raw
+
+
+async def test_a_dropped_answer_still_makes_one_task(env: McpEnv) -> None:
+    home = env.home("keys-drop")
+    app_id, environ = env.account(home)
+    async with env.stdio(home, "--settle", "1", env=environ) as (client, _):
+        vid = await first_voice(env, client)
+        # A create answered normally first: it bounds the clock offset (a narrow window).
+        warm = await call(env, client, "create_lipsync", {
+            "video": str(env.video), "text": "预热", "voice_id": vid})
+        assert not warm.is_error, text_of(warm)
+        env.sb.admin.add_fault("lipsync_create", "drop_after", times=1)
+        args = {"video": str(env.video), "text": "你好", "voice_id": vid,
+                "idempotency_key": "drop-1"}
+        first = await call(env, client, "create_lipsync", args)
+        assert not first.is_error, text_of(first)
+        assert env.sb.admin.stats()["faults"]["lipsync_create"], "the fault did not fire"
+        retry = await call(env, client, "create_lipsync", args)
+        assert retry.structured_content["task_id"] == first.structured_content["task_id"]
+        tasks = env.tasks_of(app_id)
+        assert len(tasks) == 2 and first.structured_content["task_id"] in tasks
+    assert journal_row(home, "drop-1")["task_id"] == first.structured_content["task_id"]
+
+
+async def _call_until_killed(url: str, args: dict[str, Any]) -> None:
+    async with mcp.Client(url) as client:
+        await client.call_tool("create_lipsync", args)
+
+
+async def test_server_killed_between_send_and_answer_then_same_key_adopts(env: McpEnv) -> None:
+    home = env.home("keys-kill")
+    app_id, environ = env.account(home)
+    with env.http(home, "--settle", "1", env=environ) as server:
+        assert server.url is not None
+        async with mcp.Client(server.url) as client:
+            vid = await first_voice(env, client)
+            warm = await call(env, client, "create_lipsync", {
+                "video": str(env.video), "text": "预热", "voice_id": vid})
+            assert not warm.is_error, text_of(warm)
+        # The server handles the create, then holds its answer: kill the MCP server meanwhile.
+        env.sb.admin.add_fault("lipsync_create", "delay_after:20", times=1)
+        args = {"video": str(env.video), "text": "你好", "voice_id": vid,
+                "idempotency_key": "kill-1"}
+        pending = asyncio.ensure_future(_call_until_killed(server.url, args))
+        for _ in range(300):
+            if len(env.tasks_of(app_id)) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(env.tasks_of(app_id)) == 2, "the create never reached the sandbox"
+        row = journal_row(home, "kill-1")
+        assert row["state"] == "intended" and row["sent_at"] is not None, row
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(10)
+        pending.cancel()
+        with contextlib.suppress(BaseException):
+            await pending
+    made = next(t for t in env.tasks_of(app_id) if t != warm.structured_content["task_id"])
+
+    with env.http(home, "--settle", "1", env=environ) as server:
+        assert server.url is not None
+        async with mcp.Client(server.url) as client:
+            again = await call(env, client, "create_lipsync", args)
+            assert not again.is_error, text_of(again)
+            assert again.structured_content["task_id"] == made
+            assert again.structured_content["replayed"] is True
+    assert len(env.tasks_of(app_id)) == 2
+    assert journal_row(home, "kill-1")["state"] == "created"
