@@ -215,13 +215,21 @@ async def test_make_video_reports_progress_and_saves(
     out = tmp_path / "made.mp4"
     r = await call(env, client, "make_video", {
         "video": str(env.video), "text": "你好，世界", "voice_id": voice, "output": str(out),
-        "speed": 1.2, "pitch": 0.9}, progress_callback=progress)
+        "speed": 1.2, "pitch": 0.9, "idempotency_key": "make-1"}, progress_callback=progress)
     assert not r.is_error, text_of(r)
     assert r.structured_content["finished"] is True
     assert out.stat().st_size == r.structured_content["bytes"] > 0
     values = [p for p, _, _ in progress.seen]
     assert values == sorted(values) and values[-1] == 100, progress.seen
     assert any("generating" in (m or "") or "succeeded" in (m or "") for _, _, m in progress.seen)
+    tasks = len(env.sb.admin.tasks())
+    again = await call(env, client, "make_video", {
+        "video": str(env.video), "text": "你好，世界", "voice_id": voice, "output": str(out),
+        "speed": 1.2, "pitch": 0.9, "idempotency_key": "make-1"})
+    assert not again.is_error, text_of(again)
+    assert again.structured_content["replayed"] is True
+    assert again.structured_content["path"] == r.structured_content["path"]
+    assert len(env.sb.admin.tasks()) == tasks
     exists = one_line(await call(env, client, "make_video", {
         "video": str(env.video), "text": "你好", "voice_id": voice, "output": str(out)}))
     assert "exists" in exists

@@ -581,9 +581,9 @@ def build_server(options: ServerOptions) -> MCPServer[Any]:
         request = request_of(video, text, voice_id, audio, dict(
             screen_width=screen_width, screen_height=screen_height, model=model,
             backway=backway, drive_mode=drive_mode, speed=speed, pitch=pitch, volume=volume))
-        if output is not None:
+        if output is not None and runtime.keys().task_of(key) is None:
             target = runtime.path(output)
-            if target.suffix and target.exists():
+            if target.is_file():
                 raise InputError(f"{target} exists: give a new output path")
         progress = _Progress(ctx)
         task_id, replayed = await create(key, request, progress, max_wait)
@@ -598,8 +598,10 @@ def build_server(options: ServerOptions) -> MCPServer[Any]:
             return _result(runtime, out, text)
         await progress.stage(95.0, "downloading")
         target = output_of(task_id, output)
-        if target.suffix and target.exists() and replayed:
-            # A repeated call: the video was saved by the first one.
+        if target.is_dir():
+            target = target / f"{task_id}.mp4"
+        if replayed and target.is_file():
+            # A repeated call: the first one saved the video.
             got_path, got_bytes = target, target.stat().st_size
         else:
             got = await client().lipsync.download(task, target, overwrite=False)
