@@ -10,6 +10,7 @@ import contextlib
 import signal
 import sqlite3
 import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import mcp
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
 
@@ -47,35 +48,47 @@ def journal_row(home: Path, key: str) -> dict[str, Any]:
         db.close()
 
 
+@pytest.fixture(scope="module")
+async def keyed(mcp_env: McpEnv) -> AsyncIterator[tuple[mcp.Client, str, Path]]:
+    """One server (settle 1 s) on an account of its own, for the tests that share it."""
+    home = mcp_env.home("keys")
+    app_id, environ = mcp_env.account(home)
+    async with mcp_env.stdio(home, "--settle", "1", env=environ) as (client, _):
+        yield client, app_id, home
+
+
 async def test_same_key_twice_makes_one_task_and_other_parameters_are_refused(
-    env: McpEnv,
+    keyed: tuple[mcp.Client, str, Path], env: McpEnv
 ) -> None:
-    home = env.home("keys-same")
-    app_id, environ = env.account(home)
-    async with env.stdio(home, env=environ) as (client, _):
-        vid = await first_voice(env, client)
-        args = {"video": str(env.video), "text": "你好", "voice_id": vid,
-                "idempotency_key": "order-42"}
-        first = await call(env, client, "create_lipsync", args)
-        assert not first.is_error, text_of(first)
-        again = await call(env, client, "create_lipsync", args)
-        assert not again.is_error, text_of(again)
-        assert again.structured_content["task_id"] == first.structured_content["task_id"]
-        assert first.structured_content["replayed"] is False
-        assert again.structured_content["replayed"] is True
-        assert env.tasks_of(app_id) == [first.structured_content["task_id"]]
+    client, app_id, home = keyed
+    before = env.tasks_of(app_id)
+    vid = await first_voice(env, client)
+    args = {"video": str(env.video), "text": "你好", "voice_id": vid,
+            "idempotency_key": "order-42"}
+    first = await call(env, client, "create_lipsync", args)
+    assert not first.is_error, text_of(first)
+    task_id = first.structured_content["task_id"]
+    again = await call(env, client, "create_lipsync", args)
+    assert not again.is_error, text_of(again)
+    assert again.structured_content["task_id"] == task_id
+    assert first.structured_content["replayed"] is False
+    assert again.structured_content["replayed"] is True
+    assert env.tasks_of(app_id) == [task_id, *before]
 
-        other = await call(env, client, "create_lipsync", {**args, "text": "再见"})
-        msg = one_line(other)
-        assert "order-42" in msg and "other parameters" in msg, msg
-        assert env.tasks_of(app_id) == [first.structured_content["task_id"]]
+    other = await call(env, client, "create_lipsync", {**args, "text": "再见"})
+    msg = one_line(other)
+    assert "order-42" in msg and "other parameters" in msg, msg
+    other_video = await call(env, client, "create_lipsync", {**args, "audio": str(env.audio),
+                                                             "text": None, "voice_id": None})
+    assert "other parameters" in one_line(other_video)
+    assert env.tasks_of(app_id) == [task_id, *before]
 
-        # No key: one is made up and returned, and each call is a new task.
-        fresh = await call(env, client, "create_lipsync", {k: v for k, v in args.items()
-                                                           if k != "idempotency_key"})
-        key = fresh.structured_content["idempotency_key"]
-        assert key and key != "order-42"
-        assert len(env.tasks_of(app_id)) == 2
+    # No key: one is made up and returned, and each call is a new task.
+    fresh = await call(env, client, "create_lipsync", {k: v for k, v in args.items()
+                                                       if k != "idempotency_key"})
+    key = fresh.structured_content["idempotency_key"]
+    assert key and key != "order-42"
+    assert len(env.tasks_of(app_id)) == len(before) + 2
 
     # The journal: private, and no secret in it.
     path = journal_file(home)
@@ -86,26 +99,48 @@ async def test_same_key_twice_makes_one_task_and_other_parameters_are_refused(
         assert secret.encode() not in raw
 
 
-async def test_a_dropped_answer_still_makes_one_task(env: McpEnv) -> None:
-    home = env.home("keys-drop")
-    app_id, environ = env.account(home)
-    async with env.stdio(home, "--settle", "1", env=environ) as (client, _):
-        vid = await first_voice(env, client)
-        # A create answered normally first: it bounds the clock offset (a narrow window).
-        warm = await call(env, client, "create_lipsync", {
-            "video": str(env.video), "text": "预热", "voice_id": vid})
-        assert not warm.is_error, text_of(warm)
-        env.sb.admin.add_fault("lipsync_create", "drop_after", times=1)
-        args = {"video": str(env.video), "text": "你好", "voice_id": vid,
-                "idempotency_key": "drop-1"}
-        first = await call(env, client, "create_lipsync", args)
-        assert not first.is_error, text_of(first)
-        assert env.sb.admin.stats()["faults"]["lipsync_create"], "the fault did not fire"
-        retry = await call(env, client, "create_lipsync", args)
-        assert retry.structured_content["task_id"] == first.structured_content["task_id"]
-        tasks = env.tasks_of(app_id)
-        assert len(tasks) == 2 and first.structured_content["task_id"] in tasks
-    assert journal_row(home, "drop-1")["task_id"] == first.structured_content["task_id"]
+async def test_concurrent_calls_with_one_key_make_one_task(
+    keyed: tuple[mcp.Client, str, Path], env: McpEnv
+) -> None:
+    client, app_id, _ = keyed
+    before = len(env.tasks_of(app_id))
+    vid = await first_voice(env, client)
+    args = {"video": str(env.video), "text": "同时", "voice_id": vid,
+            "idempotency_key": "together-1"}
+    results = await asyncio.gather(*(call(env, client, "create_lipsync", args)
+                                     for _ in range(4)))
+    ids = {r.structured_content["task_id"] for r in results}
+    assert len(ids) == 1, [text_of(r) for r in results]
+    assert sorted(r.structured_content["replayed"] for r in results) == [False, True, True, True]
+    assert len(env.tasks_of(app_id)) == before + 1
+
+
+async def test_a_dropped_answer_still_makes_one_task(
+    keyed: tuple[mcp.Client, str, Path], env: McpEnv
+) -> None:
+    client, app_id, home = keyed
+    vid = await first_voice(env, client)
+    before = len(env.tasks_of(app_id))
+    env.sb.admin.add_fault("lipsync_create", "drop_after", times=1)
+    args = {"video": str(env.video), "text": "你好", "voice_id": vid,
+            "idempotency_key": "drop-1"}
+    first = await call(env, client, "create_lipsync", args)
+    assert not first.is_error, text_of(first)
+    assert env.sb.admin.stats()["faults"]["lipsync_create"], "the fault did not fire"
+    retry = await call(env, client, "create_lipsync", args)
+    assert retry.structured_content["task_id"] == first.structured_content["task_id"]
+    tasks = env.tasks_of(app_id)
+    assert len(tasks) == before + 1 and first.structured_content["task_id"] in tasks
+    row = journal_row(home, "drop-1")
+    assert row["task_id"] == first.structured_content["task_id"]
+    # It was adopted from the task list, not answered.
+    db = sqlite3.connect(f"file:{journal_file(home)}?mode=ro", uri=True)
+    try:
+        kinds = [k for (k,) in db.execute(
+            "SELECT kind FROM events WHERE row_id = 'drop-1' ORDER BY seq")]
+    finally:
+        db.close()
+    assert "outcome_unknown" in kinds and "reconcile" in kinds, kinds
 
 
 async def _call_until_killed(url: str, args: dict[str, Any]) -> None:
@@ -152,3 +187,24 @@ async def test_server_killed_between_send_and_answer_then_same_key_adopts(env: M
             assert again.structured_content["replayed"] is True
     assert len(env.tasks_of(app_id)) == 2
     assert journal_row(home, "kill-1")["state"] == "created"
+
+
+async def test_local_server_keeps_its_keys_across_restarts(env: McpEnv, tmp_path: Path) -> None:
+    """The embedded sandbox listens on a new port each start: the keys must still hold."""
+    home = env.home("keys-local")
+    environ = env.environ(home, CHANJING_LOCAL_DIR=str(home / "local"),
+                          CHANJING_LOCAL_RENDERER="passthrough", CHANJING_APP_ID=None,
+                          CHANJING_SECRET_KEY=None, CHANJING_OPENAPI_BASE_URL=None)
+    ids = []
+    for _ in range(2):
+        async with env.stdio(home, "--local", env=environ) as (client, _server):
+            vid = await first_voice(env, client)
+            r = await call(env, client, "create_lipsync", {
+                "video": str(env.video), "text": "你好", "voice_id": vid,
+                "idempotency_key": "local-1"})
+            assert not r.is_error, text_of(r)
+            ids.append((r.structured_content["task_id"], r.structured_content["replayed"]))
+            listed = await call(env, client, "list_lipsyncs", {})
+            count = listed.structured_content["total"]
+    assert ids[0][0] == ids[1][0] and [r for _, r in ids] == [False, True]
+    assert count == 1

@@ -57,7 +57,7 @@ def mcp(
             "pip install 'chanjing-avatar[mcp]' (or run scripts/setup)",
             ExitCode.USAGE,
         ) from None
-    from ._common import session
+    from ._common import local_data_dir, session
     from ._errors import describe
 
     with session(verbose=verbose, local=local, base_url=base_url,
@@ -72,6 +72,7 @@ def mcp(
             settle=settle,
             # The embedded sandbox shares this machine's clock.
             clock_offset=(-2.0, 2.0) if local else (-10.0, 10.0),
+            account=f"local:{local_data_dir()}" if local else None,
         )
         app = build_server(options)
         if http:

@@ -158,7 +158,14 @@ class KeyedCreates:
         """
         deadline = time.monotonic() + budget
         async with self._lock:
-            await asyncio.to_thread(self._flock.acquire, timeout=max(1.0, budget))
+            try:
+                await asyncio.to_thread(self._flock.acquire, timeout=max(1.0, budget))
+            except filelock.Timeout:
+                raise NotSettledError(
+                    "another server process has been creating on this account for "
+                    f"{budget:.0f} s; call again with the same idempotency_key",
+                    retry_after=budget,
+                ) from None
             try:
                 return await self._create(client, key, request, deadline, on_stage)
             finally:

@@ -81,6 +81,9 @@ class ServerOptions:
     download_dir: Path
     describe: Callable[[BaseException], str] = _plain_message
     settle: float = 60.0
+    # Names the account's journal with the app id; default: the base URL (an embedded sandbox,
+    # whose port changes with each start, passes something stable instead).
+    account: str | None = None
     clock_offset: tuple[float, float] = (-10.0, 10.0)
     max_wait: float = MAX_WAIT_S
 
@@ -110,7 +113,7 @@ class _Runtime:
         if self._keys is None:
             self._keys = KeyedCreates(
                 self.options.state_dir,
-                f"{client.base_url}\n{client.app_id}",
+                f"{self.options.account or client.base_url}\n{client.app_id}",
                 settle=self.options.settle,
                 clock_offset=self.options.clock_offset,
             )
