@@ -3,10 +3,12 @@ says what to fix, and nothing secret shows."""
 
 from __future__ import annotations
 
-import pytest
-from mcp_support import McpEnv, call, free_port, one_line
+import socket
+import subprocess
+from pathlib import Path
 
-pytestmark = pytest.mark.anyio
+import pytest
+from mcp_support import CLI, McpEnv, call, free_port, one_line
 
 
 @pytest.fixture
@@ -14,6 +16,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.mark.anyio
 async def test_wrong_secret_key(env: McpEnv) -> None:
     home = env.home("bad-key")
     wrong = "W" * 32
@@ -26,6 +29,7 @@ async def test_wrong_secret_key(env: McpEnv) -> None:
         assert "authentication failed" in msg, msg
 
 
+@pytest.mark.anyio
 async def test_missing_credentials_then_unreachable_api(env: McpEnv) -> None:
     home = env.home("no-key")
     environ = env.environ(home, CHANJING_APP_ID=None, CHANJING_SECRET_KEY=None)
@@ -39,3 +43,33 @@ async def test_missing_credentials_then_unreachable_api(env: McpEnv) -> None:
     async with env.stdio(home, env=environ) as (client, _):
         msg = one_line(await call(env, client, "list_lipsyncs", {}))
         assert dead in msg and "network" in msg, msg
+
+
+def test_http_port_in_use_is_a_usage_error(env: McpEnv) -> None:
+    home = env.home("port-busy")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([str(CLI), "mcp", "--http", "--port", str(port)],
+                           capture_output=True, text=True, timeout=120,
+                           env=env.environ(home), cwd=home)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another "
+        "--host/--port"]
+
+
+def test_missing_extra_says_how_to_install(env: McpEnv, tmp_path: Path) -> None:
+    # An ``mcp`` package that fails to import, ahead of the real one.
+    shadow = tmp_path / "shadow" / "mcp"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'mcp'\", name='mcp')\n")
+    home = env.home("no-extra")
+    r = subprocess.run([str(CLI), "mcp"], capture_output=True, text=True, timeout=120,
+                       env=env.environ(home, PYTHONPATH=str(shadow.parent)), cwd=home,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, r.stderr
+    assert "pip install 'chanjing-avatar[mcp]'" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

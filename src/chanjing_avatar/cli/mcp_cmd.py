@@ -76,6 +76,7 @@ def mcp(
         )
         app = build_server(options)
         if http:
+            _check_listen(host, port)
             where = f"http://{host}:{port}/mcp"
             if host not in ("127.0.0.1", "localhost", "::1"):
                 s.out.warn(f"{where} is reachable from other machines and has no "
@@ -92,3 +93,20 @@ def mcp(
                 await close_server(app)
 
         anyio.run(serve)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """An address that cannot be bound is bad usage (exit 2), said before the server starts."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, addr = infos[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+    except OSError as e:
+        raise CliError(
+            f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --host/--port",
+            ExitCode.USAGE,
+        ) from None
