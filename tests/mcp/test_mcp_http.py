@@ -50,7 +50,7 @@ def test_http_listens_on_loopback_only(http_server: Server) -> None:
     assert addresses == {"0100007F"}, addresses  # 127.0.0.1
 
 
-async def test_tools_resources_and_progress_over_http(
+async def test_every_tool_resources_and_progress_over_http(
     http_server: Server, env: McpEnv, tmp_path: Path
 ) -> None:
     assert http_server.url is not None
@@ -85,6 +85,16 @@ async def test_tools_resources_and_progress_over_http(
                        progress_callback=on_wait)
         assert w.structured_content["finished"] is True
         assert waits, "no progress notification during wait_lipsync over HTTP"
+
+        got = await call(env, client, "get_lipsync", {"task_id": task_id})
+        assert got.structured_content["state"] == "succeeded"
+        page = await call(env, client, "list_lipsyncs", {"page_size": 5})
+        assert task_id in {t["task_id"] for t in page.structured_content["tasks"]}
+        saved = await call(env, client, "download_result", {
+            "task_id": task_id, "output": str(tmp_path)})
+        assert Path(saved.structured_content["path"]).stat().st_size > 0
+        up = await call(env, client, "upload_media", {"path": str(env.audio)})
+        assert up.structured_content["service"] == "lip_sync_audio"
 
         detail = env.seen(await client.read_resource(f"chanjing://tasks/{task_id}"))
         assert json.loads(detail.contents[0].text)["state"] == "succeeded"

@@ -47,6 +47,8 @@ def mcp(
     verbose: VerboseOpt = False,
 ) -> None:
     """Serve the lip-sync tools to MCP clients (agents) until the client leaves or Ctrl-C."""
+    if http:
+        _check_listen(host, port)  # before the seconds of importing the SDK
     try:
         import anyio
 
@@ -76,7 +78,6 @@ def mcp(
         )
         app = build_server(options)
         if http:
-            _check_listen(host, port)
             where = f"http://{host}:{port}/mcp"
             if host not in ("127.0.0.1", "localhost", "::1"):
                 s.out.warn(f"{where} is reachable from other machines and has no "
