@@ -181,28 +181,33 @@ def _result(runtime: _Runtime, model: BaseModel, text: str) -> CallToolResult:
 
 
 class _Progress:
-    """Sends progress notifications from the client's (synchronous) callbacks."""
+    """Progress notifications, in order and strictly increasing (as the protocol asks), also
+    from the client's synchronous callbacks."""
 
     def __init__(self, ctx: Context[Any, Any]) -> None:
         self._ctx = ctx
-        self._pending: set[asyncio.Task[None]] = set()
-        self.sent = 0
+        self._last_value = -1.0
+        self._last: asyncio.Future[None] | None = None
 
     def __call__(self, progress: float, message: str) -> None:
-        task = asyncio.ensure_future(self._send(progress, message))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._last = asyncio.ensure_future(self._send(self._last, progress, message))
 
-    async def _send(self, progress: float, message: str) -> None:
-        self.sent += 1
-        await self._ctx.report_progress(round(progress, 1), 100, message)
+    async def _send(
+        self, before: asyncio.Future[None] | None, progress: float, message: str
+    ) -> None:
+        if before is not None:
+            await asyncio.gather(before, return_exceptions=True)
+        value = max(round(progress, 2), round(self._last_value + 0.01, 2))
+        self._last_value = value
+        await self._ctx.report_progress(value, 100, message)
 
     async def stage(self, progress: float, message: str) -> None:
-        await self._send(progress, message)
+        self(progress, message)
+        await self.flush()
 
     async def flush(self) -> None:
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._last is not None:
+            await asyncio.gather(self._last, return_exceptions=True)
 
 
 def _task_line(task: Task) -> str:
