@@ -188,23 +188,3 @@ async def test_server_killed_between_send_and_answer_then_same_key_adopts(env: M
     assert len(env.tasks_of(app_id)) == 2
     assert journal_row(home, "kill-1")["state"] == "created"
 
-
-async def test_local_server_keeps_its_keys_across_restarts(env: McpEnv, tmp_path: Path) -> None:
-    """The embedded sandbox listens on a new port each start: the keys must still hold."""
-    home = env.home("keys-local")
-    environ = env.environ(home, CHANJING_LOCAL_DIR=str(home / "local"),
-                          CHANJING_LOCAL_RENDERER="passthrough", CHANJING_APP_ID=None,
-                          CHANJING_SECRET_KEY=None, CHANJING_OPENAPI_BASE_URL=None)
-    ids = []
-    for _ in range(2):
-        async with env.stdio(home, "--local", env=environ) as (client, _server):
-            vid = await first_voice(env, client)
-            r = await call(env, client, "create_lipsync", {
-                "video": str(env.video), "text": "你好", "voice_id": vid,
-                "idempotency_key": "local-1"})
-            assert not r.is_error, text_of(r)
-            ids.append((r.structured_content["task_id"], r.structured_content["replayed"]))
-            listed = await call(env, client, "list_lipsyncs", {})
-            count = listed.structured_content["total"]
-    assert ids[0][0] == ids[1][0] and [r for _, r in ids] == [False, True]
-    assert count == 1

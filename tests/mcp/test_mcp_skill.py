@@ -141,12 +141,14 @@ async def test_snippet_command_starts_a_server(
     if "--local" in command:
         # The offline one runs the whole documented session: it must match docs/mcp.md.
         transcript = load_transcript()
-        lines = await transcript.record(
-            list(command), path_env(transcript.local_env(tmp_path / "home")), tmp_path)
+        environ = path_env(transcript.local_env(tmp_path / "home"))
+        lines = await transcript.record(list(command), environ, tmp_path)
         for line in lines:
             env.check(line)
+        env.check((tmp_path / "server-stderr.log").read_text())
         assert transcript.shape(lines) == transcript.shape(transcript.docs_block()), (
             "docs/mcp.md's transcript is stale: run scripts/mcp_transcript.py")
+        await same_key_after_restart(command, environ, tmp_path, env)
         return
     home = env.home("snippet")
     params = StdioServerParameters(command=command[0], args=list(command[1:]),
@@ -166,3 +168,28 @@ def test_transcript_shape_sees_changes() -> None:
     assert transcript.shape(lines), "the docs block is empty: run scripts/mcp_transcript.py"
     flipped = [ln.replace("isError=false", "isError=true", 1) for ln in lines]
     assert transcript.shape(flipped) != transcript.shape(lines)
+
+
+async def same_key_after_restart(
+    command: tuple[str, ...], environ: dict[str, str], workdir: Path, env: McpEnv
+) -> None:
+    """The embedded sandbox listens on a new port at each start: the session's key must still
+    name its task (the journal is named after the local folder, not the address)."""
+    params = StdioServerParameters(command=command[0], args=list(command[1:]), env=environ,
+                                   cwd=str(workdir))
+    with (workdir / "restart-stderr.log").open("w") as errlog:
+        async with mcp.Client(stdio_client(params, errlog=errlog)) as client:
+            tasks = env.seen(await client.call_tool("list_lipsyncs", {}))
+            assert tasks.structured_content["total"] == 1
+            voices = env.seen(await client.call_tool("list_voices", {"lang": "zh"}))
+            again = env.seen(await client.call_tool("create_lipsync", {
+                "video": str(workdir / "face.mp4"), "text": "你好，欢迎使用蝉镜数字人。",
+                "voice_id": voices.structured_content["voices"][0]["id"],
+                "idempotency_key": "welcome-video-1"}))
+            assert not again.is_error, again
+            assert again.structured_content["replayed"] is True
+            assert again.structured_content["task_id"] == tasks.structured_content["tasks"][0][
+                "task_id"]
+            after = env.seen(await client.call_tool("list_lipsyncs", {}))
+            assert after.structured_content["total"] == 1
+    env.check((workdir / "restart-stderr.log").read_text())
