@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import sqlite3
 import stat
@@ -74,6 +75,12 @@ async def test_same_key_twice_makes_one_task_and_other_parameters_are_refused(
     assert first.structured_content["replayed"] is False
     assert again.structured_content["replayed"] is True
     assert env.tasks_of(app_id) == [task_id, *before]
+
+    # The same video under another name is the same request.
+    copy = home / "copy of face.mp4"
+    shutil.copyfile(env.video, copy)
+    moved = await call(env, client, "create_lipsync", {**args, "video": str(copy)})
+    assert moved.structured_content["task_id"] == task_id, text_of(moved)
 
     other = await call(env, client, "create_lipsync", {**args, "text": "再见"})
     msg = one_line(other)

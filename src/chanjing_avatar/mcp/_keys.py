@@ -208,6 +208,9 @@ class KeyedCreates:
         audio_id = (await self._upload(client, request.audio, on_stage)
                     if request.audio is not None else None)
         kwargs: dict[str, Any] = {"video_file_id": video_id, **dict(request.options)}
+        if request.video.path is not None:
+            # Not part of the key's parameters: a size not given is the video's own.
+            kwargs["video_path"] = str(request.video.path)
         if audio_id is not None:
             kwargs["audio_file_id"] = audio_id
         else:

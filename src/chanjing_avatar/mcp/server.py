@@ -380,8 +380,6 @@ def build_server(options: ServerOptions) -> MCPServer[Any]:
             options = {k: v for k, v in options.items() if k not in ("speed", "pitch")}
         video_ref = media(video, "video", VIDEO_SERVICE)
         audio_ref = media(audio, "audio", AUDIO_SERVICE) if audio is not None else None
-        if video_ref.path is not None and options.get("screen_width") is None:
-            options["video_path"] = str(video_ref.path)  # the output takes the video's size
         return CreateRequest(
             video=video_ref, text=text, voice_id=voice_id.strip() if voice_id else None,
             audio=audio_ref, options={k: v for k, v in options.items() if v is not None},
