@@ -150,6 +150,25 @@ async def test_a_dropped_answer_still_makes_one_task(
     assert "outcome_unknown" in kinds and "reconcile" in kinds, kinds
 
 
+async def test_an_unsettled_create_blocks_every_create_and_says_when(env: McpEnv) -> None:
+    home = env.home("keys-unsettled")
+    app_id, environ = env.account(home)
+    async with env.stdio(home, "--settle", "600", env=environ) as (client, _):
+        vid = await first_voice(env, client)
+        env.sb.admin.add_fault("lipsync_create", "drop_after", times=1)
+        args = {"video": str(env.video), "text": "你好", "voice_id": vid,
+                "idempotency_key": "late-1"}
+        msg = one_line(await call(env, client, "create_lipsync", args))
+        assert "late-1" in msg and "call again with the same idempotency_key" in msg.lower(), msg
+        assert len(env.tasks_of(app_id)) == 1  # it was made; its answer was lost
+        # Nothing else is created until that outcome is known.
+        other = one_line(await call(env, client, "create_lipsync", {
+            **args, "idempotency_key": "next-1"}))
+        assert "late-1" in other, other
+        assert len(env.tasks_of(app_id)) == 1
+        assert journal_row(home, "late-1")["state"] == "unknown"
+
+
 async def _call_until_killed(url: str, args: dict[str, Any]) -> None:
     async with mcp.Client(url) as client:
         await client.call_tool("create_lipsync", args)

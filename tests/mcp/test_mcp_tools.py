@@ -279,7 +279,7 @@ async def test_unknown_task_resource_is_an_error(client: mcp.Client, env: McpEnv
 BAD_CREATES: list[tuple[dict[str, Any], str]] = [
     ({"text": ""}, "text is empty"),
     ({"text": "   "}, "text is empty"),
-    ({"voice_id": "0" * 32}, "voice"),
+    ({"voice_id": "0" * 32}, "unknown voice '00000000000000000000000000000000'; see list_voices"),
     ({"speed": 3}, "speed"),
     ({"pitch": 0.1}, "pitch"),
     ({"volume": 0}, "volume"),

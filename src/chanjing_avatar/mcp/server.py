@@ -140,7 +140,8 @@ class _Runtime:
             elif isinstance(cause, UnexpectedToolError | ToolError):
                 return self.error_text(cause)
             else:
-                text = self.options.describe(cause)
+                # The API names its own endpoint; here the voices come from list_voices.
+                text = self.options.describe(cause).replace("list_common_audio", "list_voices")
         else:
             text = str(exc)
         return self.scrub(" ".join(text.split()))
