@@ -122,6 +122,21 @@ async def test_concurrent_calls_with_one_key_make_one_task(
     assert len(env.tasks_of(app_id)) == before + 1
 
 
+async def test_a_refused_create_leaves_its_key_free_to_correct(
+    keyed: tuple[mcp.Client, str, Path], env: McpEnv
+) -> None:
+    client, app_id, _ = keyed
+    before = len(env.tasks_of(app_id))
+    args = {"video": str(env.video), "text": "你好", "voice_id": "0" * 32,
+            "idempotency_key": "fix-1"}
+    assert "unknown voice" in one_line(await call(env, client, "create_lipsync", args))
+    fixed = await call(env, client, "create_lipsync", {
+        **args, "voice_id": await first_voice(env, client)})
+    assert not fixed.is_error, text_of(fixed)
+    assert fixed.structured_content["replayed"] is False
+    assert len(env.tasks_of(app_id)) == before + 1
+
+
 async def test_a_dropped_answer_still_makes_one_task(
     keyed: tuple[mcp.Client, str, Path], env: McpEnv
 ) -> None:
