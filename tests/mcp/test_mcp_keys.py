@@ -99,7 +99,8 @@ async def test_same_key_twice_makes_one_task_and_other_parameters_are_refused(
 
     # The journal: private, and no secret in it.
     path = journal_file(home)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for each in path.parent.iterdir():  # the journal, its WAL and lock files
+        assert stat.S_IMODE(each.stat().st_mode) == 0o600, each
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     raw = b"".join(p.read_bytes() for p in path.parent.iterdir() if p.is_file())
     for secret in env.secrets:
