@@ -19,7 +19,8 @@ SandboxFactory = Callable[..., Sandbox]
 
 def sandbox_config(data_dir: Path, **overrides: Any) -> SandboxConfig:
     """A config for tests: fast file sync, roomy rate limits, quick callback retries, admin on,
-    and the passthrough renderer (fast, and it needs no face in the clip; pass
+    callbacks to this machine allowed (the tests' receivers listen on loopback), and the
+    passthrough renderer (fast, and it needs no face in the clip; pass
     ``renderer="auto"`` for the best available one)."""
     base = SandboxConfig(
         data_dir=data_dir,
@@ -28,6 +29,7 @@ def sandbox_config(data_dir: Path, **overrides: Any) -> SandboxConfig:
         rate_limit_scale=100.0,
         callback=CallbackPolicy(attempts=4, backoff_s=0.05, factor=2.0, timeout_s=2.0),
         admin=True,
+        callback_allow_private=True,
     )
     return replace(base, **overrides)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import builtins
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeVar
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import httpx
 
@@ -18,6 +20,7 @@ from ._config import RateLimits
 from ._core import FileBody, Flow, Locked, Reply, Send, Sleep, _calls, _files, _tasks
 from ._core._download import open_sink
 from ._core._ratelimit import Slot
+from ._credentials import LockPair
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
 
 T = TypeVar("T")
@@ -78,15 +81,48 @@ class AsyncClient(BaseClient):
             rate_limits=rate_limits, allow_http=allow_http, clock=clock,
         )
         self._sleep = sleep or anyio.sleep
-        self._http = httpx.AsyncClient(transport=transport, timeout=self._timeouts["api"],
-                                       trust_env=transport is None)
+        self._transport = transport
+        # One connection pool per event loop: a pool's connections and locks belong to the loop
+        # that made them (a second ``asyncio.run`` would find them dead or deadlock on them).
+        self._pools: weakref.WeakKeyDictionary[object, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._other_pools: dict[int, tuple[object, httpx.AsyncClient]] = {}
         self.auth = AsyncAuth(self)
         self.files = AsyncFiles(self)
         self.lipsync = AsyncLipSync(self)
         self.voices = AsyncVoices(self)
 
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The connection pool of the running event loop (made on first use in it)."""
+        self._check_process()
+        loop = anyio.lowlevel.current_token().native_token
+        try:
+            pool = self._pools.get(loop)
+        except TypeError:  # a loop object without weak references: keep it alive with its pool
+            pool = self._other_pools.get(id(loop), (None, None))[1]
+        if pool is None:
+            pool = httpx.AsyncClient(transport=self._transport, timeout=self._timeouts["api"],
+                                     trust_env=self._transport is None)
+            try:
+                self._pools[loop] = pool
+            except TypeError:
+                self._other_pools[id(loop)] = (loop, pool)
+        return pool
+
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        # The parent's pools stay with it (left unclosed: their sockets are the parent's).
+        self._pools = weakref.WeakKeyDictionary()
+        self._other_pools = {}
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        """Close the pool of the running loop; pools of loops already gone are dropped."""
+        pool = self._http
+        self._pools = weakref.WeakKeyDictionary()
+        self._other_pools = {}
+        await pool.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -97,6 +133,7 @@ class AsyncClient(BaseClient):
     # -- the driver -------------------------------------------------------------------------------
 
     async def _run(self, flow: Flow[T]) -> T:
+        self._check_process()
         value: Any = None
         error: BaseException | None = None
         while True:
@@ -111,7 +148,12 @@ class AsyncClient(BaseClient):
                 if effect.seconds > 0:
                     await self._sleep(effect.seconds)
             elif isinstance(effect, Locked):
-                if not await self._acquire():
+                try:
+                    held = await self._acquire()
+                except Exception as e:  # an unusable lock file: the flow raises it
+                    error = e
+                    continue
+                if held is None:
                     error = lock_busy()
                     continue
                 try:
@@ -119,20 +161,20 @@ class AsyncClient(BaseClient):
                 except Exception as e:  # hand it to the outer flow
                     error = e
                 finally:
-                    self._store.release()
+                    self._store.release(held)
             else:  # pragma: no cover
                 raise TypeError(f"unknown effect {effect!r}")
 
-    async def _acquire(self) -> bool:
+    async def _acquire(self) -> LockPair | None:
         # Poll without blocking the event loop; lock and release stay on this thread.
         deadline = time.monotonic() + LOCK_TIMEOUT_S
         delay = 0.005
-        while not self._store.acquire(blocking=False):
+        while (held := self._store.acquire(blocking=False)) is None:
             if time.monotonic() > deadline:
-                return False
+                return None
             await anyio.sleep(delay)
             delay = min(0.1, delay * 2)
-        return True
+        return held
 
     async def _send(self, send: Send) -> Reply:
         slot = self._book(send)
@@ -145,7 +187,8 @@ class AsyncClient(BaseClient):
 
     async def _exchange(self, send: Send, slot: Slot | None) -> Reply:
         content = _file_chunks(send.body) if send.body is not None else None
-        request = self._http.build_request(
+        http = self._http
+        request = http.build_request(
             send.method, send.url, params=send.params, headers=dict(send.headers),
             json=send.json, content=content, timeout=self._timeouts[send.timeout],
         )
@@ -153,8 +196,8 @@ class AsyncClient(BaseClient):
         written = 0
         response: httpx.Response | None = None
         try:
-            response = await self._http.send(request, stream=True,
-                                              follow_redirects=send.sink is not None)
+            response = await http.send(request, stream=True,
+                                       follow_redirects=send.sink is not None)
             try:
                 sink_file = (
                     open_sink(send.sink, response.status_code, response.headers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,17 @@ log = logging.getLogger("chanjing_avatar")
 
 CHUNK = 1024 * 1024
 LOCK_TIMEOUT_S = 120.0
+
+# Serialises the reset after a fork (a new lock in each child: the parent's may be held).
+_fork_lock = threading.Lock()
+
+
+def _new_fork_lock() -> None:
+    global _fork_lock
+    _fork_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_fork_lock)
 
 
 def _timeout(value: float | httpx.Timeout | None, default: httpx.Timeout) -> httpx.Timeout:
@@ -78,13 +90,34 @@ class BaseClient:
             retry=RetryPolicy(max_retries=max_retries),
         )
         limits = RateLimits() if rate_limits is None else rate_limits
+        self._limits = limits
         self._limiter = RateLimiter(limits.limits) if limits else None
+        self._pid = os.getpid()
         api_timeout = _timeout(timeout, DEFAULT_TIMEOUT)
         self._timeouts = {
             "api": api_timeout,
             "upload": _timeout(upload_timeout, DEFAULT_UPLOAD_TIMEOUT),
             "download": api_timeout,
         }
+
+    # -- processes: a forked child must share nothing tied to the parent's process ------------
+
+    def _check_process(self) -> None:
+        """Called before every use: in a child forked since the last call, reset first."""
+        if self._pid == os.getpid():
+            return
+        with _fork_lock:
+            if self._pid != os.getpid():
+                self._after_fork()
+                self._pid = os.getpid()
+
+    def _after_fork(self) -> None:
+        """The parent's connections (answers would cross between processes), its rate-limit
+        slots (booked by threads that do not exist here) and its random state (every child
+        would back off in step) stay with the parent. The token is shared through the file and
+        kept; the credential locks are made anew per process by ``_credentials``."""
+        self._limiter = RateLimiter(self._limits.limits) if self._limits else None
+        self._ctx.rng = random.Random()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self.base_url!r} app_id={self.app_id!r}>"
@@ -99,6 +132,7 @@ class BaseClient:
         """Every secret this client knows, for a caller that must scrub its own output: the
         secret key, the token in memory and the ones in its credentials file (read now, so a
         token refreshed meanwhile is included). Never logged or shown in a repr."""
+        self._check_process()
         values = [self._ctx.secret_key, self._ctx.cache.token]
         stored = read_credentials_file(self._store.path)
         if stored is not None:

@@ -71,14 +71,24 @@ class Client(BaseClient):
             rate_limits=rate_limits, allow_http=allow_http, clock=clock,
         )
         self._sleep = sleep or time.sleep
-        self._http = httpx.Client(transport=transport, timeout=self._timeouts["api"],
-                                  trust_env=transport is None)
+        self._transport = transport
+        self._http = self._new_http()
         self.auth = Auth(self)
         self.files = Files(self)
         self.lipsync = LipSync(self)
         self.voices = Voices(self)
 
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client(transport=self._transport, timeout=self._timeouts["api"],
+                            trust_env=self._transport is None)
+
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        # Left unclosed: closing would act on sockets the parent still uses.
+        self._http = self._new_http()
+
     def close(self) -> None:
+        self._check_process()
         self._http.close()
 
     def __enter__(self) -> Client:
@@ -90,6 +100,7 @@ class Client(BaseClient):
     # -- the driver -------------------------------------------------------------------------------
 
     def _run(self, flow: Flow[T]) -> T:
+        self._check_process()
         value: Any = None
         error: BaseException | None = None
         while True:
@@ -104,7 +115,12 @@ class Client(BaseClient):
                 if effect.seconds > 0:
                     self._sleep(effect.seconds)
             elif isinstance(effect, Locked):
-                if not self._store.acquire(blocking=True, timeout=LOCK_TIMEOUT_S):
+                try:
+                    held = self._store.acquire(blocking=True, timeout=LOCK_TIMEOUT_S)
+                except Exception as e:  # an unusable lock file: the flow raises it
+                    error = e
+                    continue
+                if held is None:
                     error = lock_busy()
                     continue
                 try:
@@ -112,7 +128,7 @@ class Client(BaseClient):
                 except Exception as e:  # hand it to the outer flow
                     error = e
                 finally:
-                    self._store.release()
+                    self._store.release(held)
             else:  # pragma: no cover
                 raise TypeError(f"unknown effect {effect!r}")
 

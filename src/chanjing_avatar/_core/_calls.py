@@ -20,7 +20,7 @@ from .._exceptions import (
 )
 from .._wire import PATH_ACCESS_TOKEN, PATH_RATE_BUCKET, TOKEN_HEADER, Code
 from ._context import Context
-from ._decisions import backoff, is_retryable, token_is_fresh
+from ._decisions import backoff, is_retryable, retry_refused_token, token_is_fresh
 from ._effects import Flow, Locked, Reply, Send, Sleep
 from ._envelope import decode
 
@@ -112,7 +112,7 @@ class ApiCall:
 def call(ctx: Context, spec: ApiCall) -> Flow[Any]:
     """Send one API call and return the envelope's ``data``, retrying what is safe to retry."""
     access_token = yield from token(ctx)
-    auth_retried = False
+    refused: list[str] = []
     retries = 0
     while True:
         reply: Reply = yield Send(
@@ -128,10 +128,11 @@ def call(ctx: Context, spec: ApiCall) -> Flow[Any]:
         try:
             return decode(reply, spec.path)
         except AuthenticationError as e:
-            # Refused before processing: re-read the shared token or refresh, then retry once.
-            if auth_retried or e.code not in _AUTH_CODES:
+            # Refused before processing: re-read the shared token or refresh, then retry (again
+            # only while someone else keeps replacing the token; bounded).
+            if e.code not in _AUTH_CODES or not retry_refused_token(refused, access_token):
                 raise
-            auth_retried = True
+            refused.append(access_token)
             log.debug("token refused on %s; re-reading the shared token", spec.path)
             access_token = yield from token(ctx, stale=access_token)
             continue

@@ -38,6 +38,18 @@ def is_retryable(error: ChanjingError) -> bool:
     return False
 
 
+# Tokens one call may try after refusals (10400/10401). Each refresh kills the previous token, so
+# while other processes (or the vendor's scripts) refresh too, the next token may be refused as
+# well: retry while each refused token is a new one, up to this many.
+AUTH_ATTEMPTS = 5
+
+
+def retry_refused_token(refused: list[str], token: str, limit: int = AUTH_ATTEMPTS) -> bool:
+    """After ``token`` was refused (``refused``: the tokens this call already had refused):
+    whether to get another one and retry. Never for the same token twice, never unbounded."""
+    return token not in refused and len(refused) + 1 < limit
+
+
 def token_is_fresh(expire_in: float, now: float, margin: float = TOKEN_REFRESH_MARGIN_S) -> bool:
     """Usable without refresh: more than ``margin`` seconds before ``expire_in``."""
     return now < expire_in - margin

@@ -104,7 +104,9 @@ def open_sink(sink: Sink, status: int, headers: httpx.Headers) -> BinaryIO | Non
     if status in (200, 206) and is_error_type(headers):
         return None
     if status == 200:
-        return open(sink.path, "wb")
+        fresh: BinaryIO = open(sink.path, "wb")  # noqa: SIM115
+        _note_validator(sink.path, headers)
+        return fresh
     if status == 206:
         rng = content_range(headers)
         if rng is None or rng[0] != sink.offset:
@@ -182,6 +184,20 @@ def _save_meta(part: Path, url: str, validator: str | None) -> None:
         _meta_path(part).write_text(json.dumps({"source": _source(url), "validator": validator}))
 
 
+def _note_validator(part: Path, headers: httpx.Headers) -> None:
+    """A fresh body starts: its validator goes beside the part before any byte is written, so a
+    download killed mid-stream (Ctrl-C, SIGTERM, a crash) is resumed, not restarted."""
+    meta = _meta_path(part)
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict):
+        data["validator"] = _validator(headers)
+        with contextlib.suppress(OSError):
+            meta.write_text(json.dumps(data))
+
+
 def download(
     ctx: Context,
     url: str,
@@ -197,6 +213,9 @@ def download(
     path.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(path)
     validator = _load_meta(part, url) if part.exists() else None
+    if not part.exists() or not _meta_path(part).exists():
+        # Written before the first byte, so that a part left by any interruption is known.
+        _save_meta(part, url, None)
     offset = resumed_from = _size(part)
     retries = 0
     while True:

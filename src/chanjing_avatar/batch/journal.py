@@ -20,7 +20,9 @@ belongs to another row, including the earlier attempts of retried rows.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -29,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._core._redact import redact_url
 from .manifest import Manifest, MediaRef
 
-__all__ = ["Journal", "JournalRow", "RowState", "SpecChangedError"]
+__all__ = ["Journal", "JournalLostError", "JournalRow", "RowState", "SpecChangedError"]
 
 SCHEMA_VERSION = 1
 
@@ -109,6 +112,11 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+class JournalLostError(RuntimeError):
+    """The journal file was deleted or replaced while open, or cannot be written (disk full):
+    nothing more may be created, since its record could not be kept."""
+
+
 class SpecChangedError(ValueError):
     """Rows changed in the manifest after their task was created; listed in ``rows``."""
 
@@ -154,9 +162,20 @@ class Journal:
     def __init__(self, path: str | Path, *, clock: Any = time.time) -> None:
         self.path = Path(path)
         self._clock = clock
+        # Owner-only from the first byte (SQLite gives its -wal and -shm files the same mode).
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        self._identity = (st.st_dev, st.st_ino)
         self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
+        # A small WAL: the journal must still fit when the disk around it fills up.
+        self._db.execute("PRAGMA wal_autocheckpoint=64")
+        self._db.execute("PRAGMA journal_size_limit=1048576")
         # NORMAL survives any crash of this process; only the writes that must outlive a power
         # cut as well (the ones just before a paid create is sent) are synced: see ``_tx``.
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -175,12 +194,45 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def check_open(self) -> None:
+        """Raise :class:`JournalLostError` unless ``path`` is still the file this journal writes.
+
+        A journal deleted (or its folder) while open keeps taking writes that no later run
+        will read: every task it records would be paid for again.
+        """
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            raise JournalLostError(
+                f"the journal {self.path} was deleted while the batch ran"
+            ) from None
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise JournalLostError(
+                f"the journal {self.path} was replaced by another file while the batch ran"
+            )
+
+    def save_copy(self, path: Path) -> Path:
+        """Write this journal's current state to ``path`` (a lost journal's rescue)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        target = sqlite3.connect(str(path))
+        try:
+            self._db.backup(target)
+        finally:
+            target.close()
+        return path
+
     @contextmanager
     def _tx(self, *, sync: bool = False) -> Iterator[sqlite3.Connection]:
         """One transaction; ``sync`` fsyncs it (and all before it) to the disk."""
-        if sync:
-            self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("BEGIN IMMEDIATE")
+        self.check_open()
+        try:
+            if sync:
+                self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise JournalLostError(f"the journal {self.path} cannot be written ({e})") from None
         try:
             yield self._db
         except BaseException:
@@ -188,7 +240,12 @@ class Journal:
             if sync:
                 self._db.execute("PRAGMA synchronous=NORMAL")
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise JournalLostError(f"the journal {self.path} cannot be written ({e})") from None
         if sync:
             self._db.execute("PRAGMA synchronous=NORMAL")
 
@@ -380,7 +437,7 @@ class Journal:
                 "WHERE id=?",
                 (RowState.INTENDED, at, self._clock(), row_id),
             )
-            self._event(db, row_id, "create_intended", at=at, request=request)
+            self._event(db, row_id, "create_intended", at=at, request=_redacted(request))
 
     def create_sent(self, row_id: str, at: float) -> None:
         """Written just before the create's bytes go out (each send, retries included).
@@ -497,7 +554,8 @@ class Journal:
             db.execute(
                 "UPDATE rows SET state=?, task_status=20, video_url=?, duration_ms=?, "
                 "updated_at=? WHERE id=? AND task_id=?",
-                (RowState.SUCCEEDED, video_url, duration_ms, self._clock(), row_id, task_id),
+                (RowState.SUCCEEDED, redact_url(video_url) if video_url else None, duration_ms,
+                 self._clock(), row_id, task_id),
             )
             self._event(db, row_id, "task_succeeded", task_id=task_id)
 
@@ -582,7 +640,9 @@ class Journal:
     def resolve(self, row_id: str, task_id: str | None) -> None:
         """The user decides an undecidable row: adopt ``task_id``, or create anew (None)."""
         row = self.row(row_id)
-        if row.state not in (RowState.UNDECIDABLE, *RowState.UNRESOLVED_CREATE):
+        # A pending row that never had a task may adopt one (a lost journal's task).
+        adoptable = row.state == RowState.PENDING and row.task_id is None and task_id is not None
+        if row.state not in (RowState.UNDECIDABLE, *RowState.UNRESOLVED_CREATE) and not adoptable:
             raise ValueError(f"row {row_id} is {row.state}, not waiting for a decision")
         if task_id is None:
             self.reconciled(row_id, "recreate", by="user")
@@ -590,3 +650,11 @@ class Journal:
             if task_id in self.claimed_task_ids():
                 raise ValueError(f"task {task_id} already belongs to a row")
             self.reconciled(row_id, "adopted", task_id=task_id, by="user")
+
+
+def _redacted(request: dict[str, Any]) -> dict[str, Any]:
+    """A create's arguments as journalled: a callback URL's query (often a token) masked."""
+    out = dict(request)
+    if isinstance(out.get("callback"), str):
+        out["callback"] = redact_url(out["callback"])
+    return out

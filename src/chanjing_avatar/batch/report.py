@@ -58,7 +58,11 @@ def write_report(outdir: Path, report: dict[str, Any]) -> Path:
     """Atomically (temp file + rename): a reader never sees half a report."""
     path = outdir / REPORT_NAME
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    # Owner-only, like the journal: task ids and file names are the account's business.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     os.replace(tmp, path)
     return path
 

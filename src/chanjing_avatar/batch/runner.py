@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ from .._exceptions import (
 )
 from .._models import Task
 from .._wire import TaskStatus, is_billing_failure
-from .journal import Journal, JournalRow, RowState
+from .journal import Journal, JournalLostError, JournalRow, RowState
 from .manifest import Manifest
 from .reconcile import Listed, decide, estimate_offset
 
@@ -44,11 +46,24 @@ if TYPE_CHECKING:
     from .._async_client import AsyncClient
     from ..callback.receiver import CallbackReceiver
 
-__all__ = ["BatchOptions", "BatchProgress", "BatchRunner", "run_batch"]
+__all__ = ["BatchOptions", "BatchProgress", "BatchRunner", "UnknownTasksError", "run_batch"]
 
 log = logging.getLogger("chanjing_avatar.batch")
 
 JOURNAL_NAME = "batch-journal.sqlite"
+
+
+class UnknownTasksError(RuntimeError):
+    """A new journal found recent tasks on the account that it does not know; ``task_ids``."""
+
+    def __init__(self, task_ids: list[str], hours: float) -> None:
+        self.task_ids = task_ids
+        shown = ", ".join(task_ids[:5]) + (" …" if len(task_ids) > 5 else "")
+        super().__init__(
+            f"this journal is new, but the account has {len(task_ids)} task(s) from the last "
+            f"{hours:g} h that it does not know ({shown}): if an earlier run of this batch made "
+            "them, restore its journal; to create every row anew anyway, add --resolve '*=new'"
+        )
 
 
 @dataclass
@@ -79,6 +94,10 @@ class BatchOptions:
     download_attempts: int = 3
     create_attempts: int = 4  # creates the server refused (40001/50000 after retries) per row
     create_backoff: float = 5.0
+    # A new journal first lists the account's tasks of this long ago: tasks no journal knows
+    # (a deleted journal's, most likely) stop it from creating until the user decides.
+    recent_tasks: float = 6 * 3600.0
+    fresh_start: bool = False  # the user said: create every row anew whatever the account has
     on_change: Callable[[BatchProgress], None] | None = None
 
     @property
@@ -130,6 +149,7 @@ class BatchProgress:
 
 class BatchRunner:
     def __init__(self, client: AsyncClient, manifest: Manifest, options: BatchOptions) -> None:
+        self.rescued: Path | None = None  # where a lost journal's state was written back
         self.client = client
         self.manifest = manifest
         self.opts = options
@@ -176,12 +196,16 @@ class BatchRunner:
             call.cancel()
 
     async def _main(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._uploader())
-            tg.create_task(self._creator())
-            tg.create_task(self._poller())
-            for _ in range(max(1, self.opts.download_concurrency)):
-                tg.create_task(self._downloader())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._uploader())
+                tg.create_task(self._creator())
+                tg.create_task(self._poller())
+                for _ in range(max(1, self.opts.download_concurrency)):
+                    tg.create_task(self._downloader())
+        except BaseExceptionGroup as group:
+            # One failure, as itself: the journal's loss first, else the first one raised.
+            raise _first(group) from None
 
     async def run(self) -> Journal:
         opts = self.opts
@@ -204,6 +228,8 @@ class BatchRunner:
                 journal.retry_failed()
             self._check_outputs()
             self._refresh()
+            if journal.meta("account_checked") is None:
+                await self._check_account()
             main = asyncio.ensure_future(self._main())
             cancelled = asyncio.ensure_future(self._cancel.wait())
             try:
@@ -220,10 +246,47 @@ class BatchRunner:
                 cancelled.cancel()
                 if not main.done():
                     main.cancel()
+            # A row is done only while its file is there: the folder may have been emptied.
+            self._check_outputs()
+        except JournalLostError:
+            self._rescue_journal()
+            raise
         finally:
-            self._refresh()
+            with contextlib.suppress(JournalLostError):
+                self._refresh()
             self._lock.release()
         return journal
+
+    def _rescue_journal(self) -> None:
+        """The journal's file is gone or replaced: put its state back where a re-run finds it
+        (or beside the file that replaced it), so that no task it knows is paid for again."""
+        assert self.journal is not None
+        path = self.opts.journal_file
+        target = path if not path.exists() else path.with_name(path.name + ".rescued")
+        try:
+            self.journal.save_copy(target)
+        except (OSError, sqlite3.Error) as e:
+            log.warning("could not write the journal's state to %s: %s", target, e)
+            return
+        self.rescued = target
+
+    async def _check_account(self) -> None:
+        """A new journal creates nothing while the account has recent tasks no journal row
+        owns: they may be this batch's, made under a journal that was deleted."""
+        assert self.journal is not None
+        journal = self.journal
+        if self.opts.fresh_start or journal.claimed_task_ids() or any(
+                r.attempts for r in journal.rows()):
+            journal.set_meta("account_checked", "fresh" if self.opts.fresh_start else "known")
+            return
+        listed = await self._list_since(time.time() - self.opts.recent_tasks)
+        claimed = journal.claimed_task_ids()
+        since = time.time() - self.opts.recent_tasks
+        unknown = sorted({t.task_id for t in listed if t.create_time >= since} - claimed)
+        if unknown:
+            hours = self.opts.recent_tasks / 3600
+            raise UnknownTasksError(unknown, hours)
+        journal.set_meta("account_checked", "clean")
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -297,6 +360,8 @@ class BatchRunner:
                         break
                     except (ContentRejectedError, FileUnavailableError, InvalidRequestError) as e:
                         reason = e.msg
+                    except OSError as e:
+                        reason = os_reason(e, Path(up["path"]))
                     except ChanjingError as e:
                         # A lost or stuck upload: a fresh upload URL usually fixes it.
                         if attempt < self.opts.upload_attempts:
@@ -674,14 +739,65 @@ class BatchRunner:
                     log.info("download of %s failed (%s), attempt %d", row_id, e, attempt)
                     error = e
                     await asyncio.sleep(self.opts.create_backoff * attempt)
+                except OSError as e:
+                    # The disk, not the network: this row fails with the reason, the batch goes
+                    # on (a full disk keeps no half file: the others need the room).
+                    if e.errno == errno.ENOSPC:
+                        _discard_part(target)
+                    result = None
+                    reason = os_reason(e, target)
+                    break
+            else:
+                reason = f"download failed: {error}"
             if result is None:
-                journal.fail(row_id, f"download failed: {error}", "download")
-                self._refresh(f"{row_id}: download failed: {error}")
+                journal.fail(row_id, reason, "download")
+                self._refresh(f"{row_id}: {reason}")
                 continue
-            size, digest = await asyncio.to_thread(_sha256, Path(result.path))
+            # Checked on the disk before the row is called done.
+            try:
+                size, digest = await asyncio.to_thread(_sha256, Path(result.path))
+            except OSError as e:
+                reason = os_reason(e, Path(result.path))
+                journal.fail(row_id, reason, "download")
+                self._refresh(f"{row_id}: {reason}")
+                continue
+            if size != result.bytes:
+                reason = f"{result.path} holds {size} bytes, {result.bytes} were downloaded"
+                journal.fail(row_id, reason, "download")
+                self._refresh(f"{row_id}: {reason}")
+                continue
             journal.downloaded(row_id, str(result.path), size, digest)
             self.progress.done_this_run += 1
             self._refresh(f"{row_id}: done")
+
+
+def os_reason(e: OSError, path: Path) -> str:
+    """One line for a file system error on ``path``."""
+    if e.errno == errno.ENOSPC:
+        return f"disk full at {path}"
+    return f"{e.strerror or type(e).__name__} at {e.filename or path}"
+
+
+def _discard_part(target: Path) -> None:
+    part = target.with_name(f".{target.name}.part")
+    for p in (part, part.with_name(part.name + ".json")):
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    leaves: list[BaseException] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+        elif not isinstance(e, asyncio.CancelledError):
+            leaves.append(e)
+
+    walk(group)
+    lost = [e for e in leaves if isinstance(e, JournalLostError)]
+    return (lost or leaves or [asyncio.CancelledError()])[0]
 
 
 def _not_a_video(path: Path) -> str | None:

@@ -61,6 +61,25 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def shown_path(filename: object) -> str:
+    """The path a user knows: a download's hidden ``.NAME.part`` is shown as ``NAME``."""
+    import os
+
+    name = os.fsdecode(filename) if isinstance(filename, (str, bytes)) else str(filename)
+    head, tail = os.path.split(name)
+    for suffix in (".part.json", ".part"):
+        if tail.startswith(".") and tail.endswith(suffix) and len(tail) > len(suffix) + 1:
+            return os.path.join(head, tail[1:-len(suffix)])
+    return name
+
+
+def with_path(exc: OSError, path: object) -> OSError:
+    """``exc`` naming ``path`` when it names no file (a write to an open file names none)."""
+    if exc.filename is None:
+        exc.filename = str(path)
+    return exc
+
+
 def describe(exc: BaseException) -> Failure:
     """How the CLI reports ``exc``: exit code, one line, optional detail."""
     ClickException, UsageError = _click_exceptions()
@@ -88,11 +107,12 @@ def describe(exc: BaseException) -> Failure:
     if isinstance(exc, IsADirectoryError):
         return Failure(ExitCode.USAGE, f"is a directory, not a file: {exc.filename}")
     if isinstance(exc, PermissionError):
-        return Failure(ExitCode.USAGE, f"permission denied: {exc.filename}")
+        return Failure(ExitCode.USAGE, f"permission denied: {shown_path(exc.filename)}")
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return Failure(ExitCode.FAILED, "no space left on the device")
+        where = f" at {shown_path(exc.filename)}" if exc.filename else ""
+        return Failure(ExitCode.FAILED, f"disk full{where}")
     if isinstance(exc, OSError):
-        where = f": {exc.filename}" if exc.filename else ""
+        where = f": {shown_path(exc.filename)}" if exc.filename else ""
         return Failure(ExitCode.USAGE, f"{exc.strerror or exc}{where}")
     return Failure(
         ExitCode.FAILED,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -36,7 +37,8 @@ def batch(
     resolve: Annotated[
         list[str] | None,
         typer.Option("--resolve", metavar="ROW=TASK_ID|new",
-                     help="Settle an undecidable row: adopt TASK_ID, or 'new' to create again."),
+                     help="Settle a row: adopt TASK_ID, or 'new' to create again; '*=new' lets a "
+                     "new journal create although the account has recent tasks it does not know."),
     ] = None,
     callback_url: Annotated[
         str | None,
@@ -106,6 +108,8 @@ def _apply_resolutions(journal_path: Path, resolve: list[str]) -> None:
             row, sep, choice = item.partition("=")
             if not sep or not row or not choice:
                 raise CliError(f"--resolve: expected ROW=TASK_ID or ROW=new, got {item!r}")
+            if row == "*":
+                continue  # '*=new': see _run
             try:
                 j.resolve(row, None if choice == "new" else choice)
             except (KeyError, ValueError) as e:
@@ -127,20 +131,27 @@ async def _run(
     argv: list[str],
 ) -> int:
     import asyncio
-    import contextlib
     import shlex
     import signal
 
-    from ..batch.journal import SpecChangedError
+    from ..batch.journal import JournalLostError, SpecChangedError
     from ..batch.report import build_report, render_summary, write_report
-    from ..batch.runner import BatchOptions, BatchRunner
+    from ..batch.runner import BatchOptions, BatchRunner, UnknownTasksError
 
     opts = BatchOptions(outdir=outdir, retry_failed=retry_failed, callback_url=callback_url,
                         poll_interval=poll_interval, settle=settle)
     if listen is not None:
         opts.safety_poll = listen.safety_poll
+    for item in resolve:
+        if item.startswith("*="):
+            if item != "*=new":
+                raise CliError(f"--resolve: only '*=new' applies to every row, got {item!r}")
+            opts.fresh_start = True
     if resolve:
-        outdir.mkdir(parents=True, exist_ok=True)
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CliError(f"--output: cannot make {outdir} ({e.strerror or e})") from None
         _apply_resolutions(opts.journal_file, resolve)
     server = None
     client = s.async_client()
@@ -182,13 +193,27 @@ async def _run(
         loop.remove_signal_handler(signal.SIGINT)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    def on_sigterm() -> None:
+        # What CI runners and agent harnesses send: the same as Ctrl-C; a second one ends
+        # the process at once.
+        on_sigint()
+        loop.remove_signal_handler(signal.SIGTERM)
+
     loop.add_signal_handler(signal.SIGINT, on_sigint)
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    resume = "chanjing-avatar " + " ".join(
+        shlex.quote(a) for a in argv[1:] if a not in ("--retry-failed",)
+    )
     if display:
         display.start()
     try:
         journal = await runner.run()
     except SpecChangedError as e:
         raise CliError(str(e)) from None
+    except JournalLostError as e:
+        raise CliError(_journal_lost(e, runner, outdir, resume), ExitCode.FAILED) from None
+    except UnknownTasksError as e:
+        raise CliError(str(e), ExitCode.UNKNOWN) from None
     except RuntimeError as e:
         raise CliError(str(e)) from None
     finally:
@@ -196,16 +221,21 @@ async def _run(
             display.stop()
         with contextlib.suppress(Exception):
             loop.remove_signal_handler(signal.SIGINT)
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(signal.SIGTERM)
         if server is not None:
             await server.stop()
         await client.aclose()
 
     report = build_report(journal, stopped=runner.progress.stopped)
     journal.close()
-    path = write_report(outdir, report)
-    resume = "chanjing-avatar " + " ".join(
-        shlex.quote(a) for a in argv[1:] if a not in ("--retry-failed",)
-    )
+    try:
+        path = write_report(outdir, report)
+    except OSError as e:
+        from ..batch.runner import os_reason
+
+        raise CliError(f"the report could not be written: {os_reason(e, outdir)}; "
+                       f"the journal is intact: {resume}", ExitCode.FAILED) from None
     if s.out.json_mode:
         s.out.result(report)
     else:
@@ -228,6 +258,21 @@ async def _run(
         s.out.error(f"{counts['failed']} row(s) failed; retry them with: {resume} --retry-failed")
         return int(ExitCode.FAILED)
     return 0
+
+
+def _journal_lost(e: Exception, runner: BatchRunner, outdir: Path, resume: str) -> str:
+    """The one line for a journal that went away mid-run; the report keeps the task ids."""
+    from ..batch.report import build_report, write_report
+
+    where = ""
+    if runner.journal is not None:
+        with contextlib.suppress(Exception):
+            outdir.mkdir(parents=True, exist_ok=True)
+            where = f"; report: {write_report(outdir, build_report(runner.journal))}"
+    if runner.rescued is not None:
+        return (f"{e}: stopped, nothing more was created. Its state was written back to "
+                f"{runner.rescued}{where}; resume with: {resume}")
+    return f"{e}: stopped, nothing more was created{where}"
 
 
 class _Display:

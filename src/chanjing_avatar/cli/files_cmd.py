@@ -17,7 +17,8 @@ from ._common import (
     require_file,
     session,
 )
-from ._errors import CliError
+from ._errors import CliError, ExitCode
+from ._signals import terminate_as_interrupt
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -62,5 +63,12 @@ def upload(
     require_file(file, "file", SERVICE_EXTENSIONS[service])
     with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
                  credentials_dir=credentials_dir) as s:
-        detail = upload_with_bar(s, s.client(), file, service, file.name)
+        client = s.client()
+        try:
+            with terminate_as_interrupt():
+                detail = upload_with_bar(s, client, file, service, file.name)
+        except KeyboardInterrupt:
+            raise CliError(f"interrupted; the upload of {file} did not finish and gave no file "
+                           "id: run the same command again to upload it", ExitCode.INTERRUPTED
+                           ) from None
         s.out.result(file_dict(detail), detail.id)

@@ -19,7 +19,8 @@ from ._common import (
     require_file,
     session,
 )
-from ._errors import CliError, ExitCode
+from ._errors import CliError, ExitCode, describe, with_path
+from ._signals import terminate_as_interrupt
 from .tasks_cmd import (
     BackwayOpt,
     CallbackOpt,
@@ -185,6 +186,7 @@ def make(
     With --callback-listen, the task's callback (sent to --callback-url, or to the listen
     address) ends the wait at once, and polling slows to a safety net.
     """
+    from .._exceptions import ChanjingError, TaskFailedError
     from .._wire import VIDEO_EXTENSIONS
     from ._present import human_size
 
@@ -215,7 +217,7 @@ def make(
             **tts_options, **options,
         )
         try:
-            with view:
+            with terminate_as_interrupt(), view:
                 if listen is None:
                     result = client.lipsync.make(**kwargs)
                 else:
@@ -224,8 +226,16 @@ def make(
             if view.task_id is None:
                 raise CliError("interrupted before a task was created; nothing to resume",
                                ExitCode.INTERRUPTED) from None
-            raise CliError(f"interrupted; {resume_hint(view.task_id, local, output)}",
+            raise CliError(f"interrupted; {resume_hint(view.task_id, local, output, overwrite)}",
                            ExitCode.INTERRUPTED) from None
+        except (OSError, ChanjingError) as e:
+            if view.task_id is None or isinstance(e, TaskFailedError):
+                raise
+            # The task exists and is paid for: whatever went wrong, say how to get the video.
+            failure = describe(with_path(e, output) if isinstance(e, OSError) else e)
+            hint = resume_hint(view.task_id, local, output, overwrite, running=False)
+            raise CliError(f"{failure.message}; task {view.task_id} was created: {hint}",
+                           failure.code) from None
         task = result.task
         size = result.download.bytes
         duration = task.duration

@@ -19,7 +19,8 @@ from ._common import (
     require_file,
     session,
 )
-from ._errors import CliError, ExitCode
+from ._errors import CliError, ExitCode, with_path
+from ._signals import terminate_as_interrupt
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -362,10 +363,16 @@ def wait_with_bar(s: Session, task_id: str, timeout: float,
     return task
 
 
-def resume_hint(task_id: str, local: bool, output: Path | None) -> str:
+def resume_hint(task_id: str, local: bool, output: Path | None, overwrite: bool = False, *,
+                running: bool = True) -> str:
+    import shlex
+
     flag = " --local" if local else ""
-    out = f" -o {output}" if output is not None else ""
-    return (f"the task keeps running; resume with: chanjing-avatar wait{flag} {task_id} && "
+    out = f" -o {shlex.quote(str(output))}" if output is not None else ""
+    if overwrite:
+        out += " --overwrite"
+    lead = "the task keeps running; resume with" if running else "resume with"
+    return (f"{lead}: chanjing-avatar wait{flag} {task_id} && "
             f"chanjing-avatar download{flag} {task_id}{out}")
 
 
@@ -391,7 +398,8 @@ def wait(
     with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
                  credentials_dir=credentials_dir) as s:
         try:
-            task = wait_with_bar(s, task_id, timeout, listen)
+            with terminate_as_interrupt():
+                task = wait_with_bar(s, task_id, timeout, listen)
         except KeyboardInterrupt:
             flag = " --local" if local else ""
             raise CliError(
@@ -427,8 +435,14 @@ def download(
 
         client = s.client()
         try:
-            result = download_with_bar(s, client, task_id, path, overwrite=overwrite,
-                                       preview=preview)
+            with terminate_as_interrupt():
+                result = download_with_bar(s, client, task_id, path, overwrite=overwrite,
+                                           preview=preview)
+        except KeyboardInterrupt:
+            raise CliError(_download_interrupted(task_id, path, local, overwrite),
+                           ExitCode.INTERRUPTED) from None
+        except OSError as e:
+            raise with_path(e, path) from None
         except InvalidRequestError as e:
             if e.field != "task":
                 raise
@@ -441,14 +455,56 @@ def download(
         s.out.result(download_dict(result), str(result.path))
 
 
+def _download_interrupted(task_id: str, path: Path, local: bool, overwrite: bool) -> str:
+    """What an interrupted download left, and the command that goes on from there."""
+    import shlex
+
+    from .._core._download import part_path
+
+    try:
+        kept = part_path(path).stat().st_size
+    except OSError:
+        kept = 0
+    flag = " --local" if local else ""
+    again = (f"chanjing-avatar download{flag} {task_id} -o {shlex.quote(str(path))}"
+             + (" --overwrite" if overwrite else ""))
+    if kept:
+        return (f"interrupted; the download stopped after {kept} bytes, which are kept: "
+                f"{again} goes on from there")
+    return f"interrupted before any byte was saved; download again with: {again}"
+
+
 def check_output(path: Path, overwrite: bool) -> None:
+    """The output can be written: checked before anything is uploaded or paid for."""
     if path.is_dir():
         raise CliError(f"output is a directory, give a file name: {path}")
     if path.exists() and not overwrite:
         raise CliError(f"{path} exists; use --overwrite to replace it")
     parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise CliError(f"output folder is not a directory: {parent}")
+    check_writable_folder(parent, "--output")
+
+
+def check_writable_folder(folder: Path, option: str) -> None:
+    """``folder`` (or the nearest folder above it that exists, where it would be made) takes a
+    new file; exit 2 naming the folder otherwise. A probe file is made and removed: permission
+    bits say nothing about a read-only mount, and root passes them all."""
+    import os
+    import tempfile
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CliError(f"{option}: {existing} is not a folder; choose another output path")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".chanjing-write-check-")
+    except OSError as e:
+        raise CliError(f"{option}: cannot write in {existing} ({e.strerror or e}); "
+                       "choose another output path") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def download_with_bar(s: Session, client: Client, task: Any, path: Path, *, overwrite: bool,
