@@ -184,6 +184,13 @@ async def test_an_unsettled_create_blocks_every_create_and_says_when(env: McpEnv
         assert len(env.tasks_of(app_id)) == 1
         assert journal_row(home, "late-1")["state"] == "unknown"
 
+        # A journal deleted under the server: no create without its record.
+        journal_file(home).unlink()
+        lost = one_line(await call(env, client, "create_lipsync", {
+            **args, "idempotency_key": "after-loss"}))
+        assert "journal" in lost and "deleted" in lost, lost
+        assert len(env.tasks_of(app_id)) == 1
+
 
 async def _call_until_killed(url: str, args: dict[str, Any]) -> None:
     async with mcp.Client(url) as client:

@@ -31,6 +31,7 @@ from chanjing_avatar import (
 )
 from chanjing_avatar._version import __version__
 from chanjing_avatar._wire import SERVICE_EXTENSIONS, file_extension
+from chanjing_avatar.batch.journal import JournalLostError
 
 from ._keys import KEY_RE, CreateRequest, KeyConflictError, KeyedCreates, NotSettledError
 from ._keys import media_ref as _media_ref
@@ -137,6 +138,9 @@ class _Runtime:
                 )
             elif isinstance(cause, InputError | KeyConflictError | NotSettledError):
                 text = str(cause)
+            elif isinstance(cause, JournalLostError):
+                text = (f"{cause}; no create is sent without it: put it back, or restart the "
+                        "server (its idempotency keys are then forgotten)")
             elif isinstance(cause, UnexpectedToolError | ToolError):
                 return self.error_text(cause)
             else:
