@@ -17,6 +17,8 @@ from typing import IO, Any
 
 import httpx
 
+from sandbox.api import Api
+
 from .services import S3_KEY, S3_SECRET, SeaweedS3, stop
 
 APP_ID, SECRET = "scaleapp", "scale-secret-0123456789"
@@ -77,29 +79,36 @@ class Deployment:
         )
         return env
 
-    def _spawn(self, role: str, args: list[str], prefix: list[str] | None = None) -> Proc:
+    def _launch(self, role: str, args: list[str], prefix: list[str] | None) -> Proc:
         n = sum(p.role == role for p in self.procs)
         log = self.folder / f"{role}-{n}.log"
         cmd = [*(prefix or []), sys.executable, "-m", "chanjing_avatar", "sandbox", *args]
         popen = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=log.open("ab"),
-            env=self.env(),
-            cwd=self.folder,
+            cmd, stdout=subprocess.PIPE, stderr=log.open("ab"), env=self.env(), cwd=self.folder
         )
-        assert popen.stdout is not None
-        try:
-            line = _read_first_line(popen.stdout, 60, popen)
-        except RuntimeError as err:
-            popen.kill()
-            raise RuntimeError(f"{role}: {err}; log:\n{log.read_text()[-3000:]}") from None
-        proc = Proc(role, popen, json.loads(line), log)
+        proc = Proc(role, popen, {}, log)
         self.procs.append(proc)
         return proc
 
+    def _started(self, proc: Proc) -> Proc:
+        """Wait for the process's start line (its address as JSON)."""
+        assert proc.popen.stdout is not None
+        try:
+            line = _read_first_line(proc.popen.stdout, 90, proc.popen)
+        except RuntimeError as err:
+            proc.popen.kill()
+            raise RuntimeError(
+                f"{proc.role}: {err}; log:\n{proc.log.read_text()[-3000:]}"
+            ) from None
+        proc.info = json.loads(line)
+        return proc
+
     def start_api(
-        self, *extra: str, prefix: list[str] | None = None, host: str = "127.0.0.1"
+        self,
+        *extra: str,
+        prefix: list[str] | None = None,
+        host: str = "127.0.0.1",
+        wait: bool = True,
     ) -> Proc:
         args = [
             "serve",
@@ -122,9 +131,10 @@ class Deployment:
             *self.api_args,
             *extra,
         ]
-        return self._spawn("api", args, prefix)
+        proc = self._launch("api", args, prefix)
+        return self._started(proc) if wait else proc
 
-    def start_worker(self, *extra: str, prefix: list[str] | None = None) -> Proc:
+    def start_worker(self, *extra: str, prefix: list[str] | None = None, wait: bool = True) -> Proc:
         args = [
             "worker",
             "--json",
@@ -137,13 +147,17 @@ class Deployment:
             *self.worker_args,
             *extra,
         ]
-        return self._spawn("worker", args, prefix)
+        proc = self._launch("worker", args, prefix)
+        return self._started(proc) if wait else proc
 
     def start(self, apis: int = 2, workers: int = 2) -> Deployment:
-        for _ in range(apis):
+        """Start the processes together (the first API replica migrates the database first)."""
+        if apis:
             self.start_api()
-        for _ in range(workers):
-            self.start_worker()
+        launched = [self.start_api(wait=False) for _ in range(apis - 1)]
+        launched += [self.start_worker(wait=False) for _ in range(workers)]
+        for proc in launched:
+            self._started(proc)
         return self
 
     def apis(self) -> list[Proc]:
@@ -218,3 +232,30 @@ def wait_for(check: Any, timeout: float, what: str, every: float = 0.1) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s")
         time.sleep(every)
+
+
+class DeployedApi(Api):
+    """The sandbox tests' raw-HTTP client, its requests alternating between replicas."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.sb = deployment  # type: ignore[assignment]
+        self.http = deployment.client()
+        self.app_id, self.secret = deployment.app_id, deployment.secret_key
+        self.token = ""
+
+    @property
+    def replicas_used(self) -> set[str]:
+        transport = self.http._transport
+        assert isinstance(transport, RoundRobin)
+        return set(transport.sent)
+
+
+def audio_body(video_id: str, audio_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "video_file_id": video_id,
+        "screen_width": 64,
+        "screen_height": 64,
+        "audio_type": "audio",
+        "audio_file_id": audio_id,
+        **extra,
+    }

@@ -6,33 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from chanjing_avatar import _wire
 from chanjing_avatar._wire import Code
-from sandbox.api import Api, envelope
+from sandbox.api import envelope
 from sandbox.receiver import Receiver
 
-from .deploy import Deployment, RoundRobin
-
-
-class DeployedApi(Api):
-    """The sandbox tests' raw-HTTP client, its requests alternating between replicas."""
-
-    def __init__(self, deployment: Deployment) -> None:
-        self.sb = deployment  # type: ignore[assignment]
-        self.http = deployment.client()
-        self.app_id, self.secret = deployment.app_id, deployment.secret_key
-        self.token = ""
-
-    @property
-    def replicas_used(self) -> set[str]:
-        transport = self.http._transport
-        assert isinstance(transport, RoundRobin)
-        return set(transport.sent)
+from .deploy import DeployedApi, Deployment, audio_body
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +29,6 @@ def api(deployed: Deployment) -> Iterator[DeployedApi]:
     client.login()
     yield client
     client.close()
-
-
-def audio_body(video_id: str, audio_id: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "video_file_id": video_id,
-        "screen_width": 64,
-        "screen_height": 64,
-        "audio_type": "audio",
-        "audio_file_id": audio_id,
-        **extra,
-    }
 
 
 def test_health_and_readiness_of_every_process(deployed: Deployment) -> None:

@@ -141,9 +141,9 @@ def test_exactly_one_render_attempt_publishes(
     first = a.claim_task(_task(1).id)
     second = b.claim_task(_task(1).id)  # the first worker was given up for lost
     assert (first, second) == (1, 2)
-    assert not a.finish_task(_task(1).id, 1, status=20, msg="late")
-    assert b.finish_task(_task(1).id, 2, status=20, msg="ok")
-    assert not b.finish_task(_task(1).id, 2, status=30, msg="twice")
+    assert not a.update_attempt(_task(1).id, 1, status=20, msg="late")
+    assert b.update_attempt(_task(1).id, 2, status=20, msg="ok")
+    assert not b.update_attempt(_task(1).id, 2, status=30, msg="twice")
     assert b.claim_task(_task(1).id) is None
     done = a.get_task(_task(1).id)
     assert done is not None and (done.status, done.msg, done.attempt) == (20, "ok", 2)

@@ -258,6 +258,7 @@ def worker(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # callback URLs may carry secrets
     if not store:
         typer.echo("error: --store postgresql://... is required (the shared state)", err=True)
         raise typer.Exit(2)

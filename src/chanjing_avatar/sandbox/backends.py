@@ -45,7 +45,7 @@ def check_urls(config: SandboxConfig) -> str | None:
     return None
 
 
-def open_blobs(config: SandboxConfig) -> BlobStore:
+def open_blobs(config: SandboxConfig, patient: bool = False) -> BlobStore:
     if not config.blobs_url:
         return LocalBlobStore(Path(config.data_dir) / "blobs")
     from .blobs_s3 import S3BlobStore, S3Location
@@ -62,10 +62,15 @@ def open_blobs(config: SandboxConfig) -> BlobStore:
         region=config.s3_region,
         public_endpoint_url=config.s3_public_endpoint_url,
     )
-    return S3BlobStore(where, Path(config.data_dir) / "blob-cache")
+    # A worker holding work rides out a short outage (standard retries back off up to 20 s).
+    return S3BlobStore(where, Path(config.data_dir) / "blob-cache", attempts=8 if patient else 3)
 
 
-def open_backends(config: SandboxConfig, clock: Clock, max_connections: int = 10) -> Backends:
+def open_backends(
+    config: SandboxConfig, clock: Clock, max_connections: int = 10, patient: bool = False
+) -> Backends:
+    """``patient``: calls wait out a short outage of the database or the object store (for
+    workers, which hold work) instead of failing at once (API replicas answer 50000)."""
     problem = check_urls(config)
     if problem:
         raise ValueError(problem)
@@ -77,10 +82,11 @@ def open_backends(config: SandboxConfig, clock: Clock, max_connections: int = 10
         return Backends(store, open_blobs(config), limiter, shared=False)
     from .store_postgres import PostgresStore
 
-    pg = PostgresStore(config.store_url, max_connections=max_connections)
+    wait_s = max(60.0, 4 * config.lost_after_s) if patient else 5.0
+    pg = PostgresStore(config.store_url, max_connections=max_connections, wait_s=wait_s)
     limiter = SharedRateLimiter(config.limits(), clock.real, pg.rate_hit)
     try:
-        blobs = open_blobs(config)
+        blobs = open_blobs(config, patient)
     except Exception:
         pg.close()
         raise

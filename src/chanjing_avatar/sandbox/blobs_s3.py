@@ -63,10 +63,11 @@ def _missing(err: ClientError) -> bool:
 
 
 class S3BlobStore:
-    def __init__(self, where: S3Location, cache_dir: Path) -> None:
+    def __init__(self, where: S3Location, cache_dir: Path, attempts: int = 3) -> None:
+        """``attempts``: tries of each call (with backoff) before BackendUnavailable."""
         self._where = where
         config = Config(
-            retries={"max_attempts": 3, "mode": "standard"},
+            retries={"total_max_attempts": max(1, attempts), "mode": "standard"},
             connect_timeout=5,
             read_timeout=60,
             signature_version="s3v4",

@@ -16,7 +16,7 @@ from ..render.base import AudioSpeech, RenderError, RenderJob, TtsSpeech
 from .core import RENDER, SandboxCore
 from .envelope import envelope_body
 from .probing import probe_problem
-from .store import TaskRecord
+from .store import BackendUnavailable, TaskRecord
 
 log = logging.getLogger("chanjing_avatar.sandbox")
 
@@ -47,9 +47,10 @@ def probe_file(core: SandboxCore, file_id: str) -> None:
 class _Progress:
     """Progress shown to clients: the renderer's, held back by the pacing clock, never falling."""
 
-    def __init__(self, core: SandboxCore, task_id: str, min_real_s: float) -> None:
+    def __init__(self, core: SandboxCore, task_id: str, attempt: int, min_real_s: float) -> None:
         self._core = core
         self._task_id = task_id
+        self._attempt = attempt
         self._min = min_real_s
         self._start = core.clock.monotonic()
         self._render = 0
@@ -73,7 +74,7 @@ class _Progress:
             value = min(self._render, self.paced())
             if value > self._shown:
                 self._shown = value
-                self._core.store.update_task(self._task_id, progress=value)
+                self._core.store.update_attempt(self._task_id, self._attempt, progress=value)
 
 
 def render_task(core: SandboxCore, task_id: str) -> None:
@@ -93,13 +94,18 @@ def render_task(core: SandboxCore, task_id: str) -> None:
         )
         return
     pacing = core.clock.pacing
-    progress = _Progress(core, task_id, core.clock.real(pacing.task_min_duration_s))
+    progress = _Progress(core, task_id, attempt, core.clock.real(pacing.task_min_duration_s))
     work_dir = core.config.data_dir / "work" / f"{task_id}-{attempt}"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
     try:
         with ExitStack() as inputs:
             _render(core, task, attempt, progress, work_dir, inputs)
+    except BackendUnavailable:
+        # The store or object store stayed away: give the task back for a later run (raised
+        # again when even that fails, for the queue to retry the job).
+        log.warning("task %s: a backend is unavailable; handing it back", task_id)
+        _hand_back(core, task_id, attempt)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -122,6 +128,8 @@ def _render(
         return
     try:
         result = core.renderer.render(job, progress.render)
+    except BackendUnavailable:
+        raise  # not the render's fault: render_task hands the task back
     except RenderError as err:
         if core.work.stopping():
             _hand_back(core, task_id, attempt)
@@ -228,7 +236,7 @@ def _finish(
     if status == TaskStatus.SUCCEEDED:
         changes["progress"] = 100
     with core.store.transaction():
-        if not core.store.finish_task(task.id, attempt, **changes):
+        if not core.store.update_attempt(task.id, attempt, **changes):
             log.warning("task %s attempt %d finished late: not published", task.id, attempt)
             return
         done = core.store.get_task(task.id)

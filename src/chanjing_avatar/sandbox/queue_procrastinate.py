@@ -22,7 +22,7 @@ from procrastinate import exceptions as pexc
 
 from .config import CallbackPolicy
 from .queue import Handler
-from .store import CallbackRecord
+from .store import BackendUnavailable, CallbackRecord
 from .store_postgres import PostgresStore
 
 log = logging.getLogger("chanjing_avatar.sandbox")
@@ -54,13 +54,16 @@ class ProcrastinateQueue:
         self.kinds: dict[str, int] = {}  # kind -> concurrency wanted by the registrant
 
     def register(self, kind: str, handler: Handler, workers: int) -> None:
-        retry: Any = None
+        # A job that met an unavailable backend runs again later.
+        retry: Any = procrastinate.RetryStrategy(
+            max_attempts=20, wait=5, retry_exceptions={BackendUnavailable}
+        )
         if kind == CALLBACK:
             # The attempts are counted by the handler (it gives up cleanly); this only paces.
             retry = procrastinate.RetryStrategy(
                 max_attempts=max(1, self._policy.attempts - 1),
                 wait=max(1, round(self._policy.backoff_s)),
-                retry_exceptions={JobFailed},
+                retry_exceptions={JobFailed, BackendUnavailable},
             )
 
         def run(item_id: str) -> None:

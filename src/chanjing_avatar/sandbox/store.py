@@ -109,9 +109,10 @@ class Store(CallbackLog, Protocol):
         is gone or already finished."""
         ...
 
-    def finish_task(self, task_id: str, attempt: int, **changes: Any) -> bool:
-        """Apply a terminal state if ``attempt`` is still the current, unfinished one: exactly
-        one render publishes (a late one gets False and must not publish anything)."""
+    def update_attempt(self, task_id: str, attempt: int, **changes: Any) -> bool:
+        """Apply ``changes`` (progress, or a terminal state) only while ``attempt`` is the
+        current, unfinished render: exactly one render publishes; a late one gets False and
+        changes nothing."""
         ...
 
     def release_task(self, task_id: str, attempt: int, msg: str) -> bool:

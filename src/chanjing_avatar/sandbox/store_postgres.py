@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -85,9 +86,20 @@ def _reason(err: BaseException) -> str:
 
 
 class PostgresStore:
-    def __init__(self, url: str, *, max_connections: int = 10, apply_migrations: bool = True):
+    """``wait_s``: how long a call waits for the database to answer before BackendUnavailable
+    (short for API replicas, which answer 50000 at once; long for workers, which hold work)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = 10,
+        apply_migrations: bool = True,
+        wait_s: float = _CONNECT_TIMEOUT_S,
+    ):
         if apply_migrations:
             migrate(url)
+        self._wait_s = wait_s
         self._pool = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
@@ -112,7 +124,7 @@ class PostgresStore:
             yield
             return
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._pool.connection(timeout=self._wait_s) as conn, conn.transaction():
                 self._local.conn = conn
                 try:
                     yield
@@ -123,13 +135,20 @@ class PostgresStore:
 
     def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         conn = self.active_connection()
-        try:
-            if conn is not None:
-                return work(conn)
-            with self._pool.connection() as fresh:
-                return work(fresh)
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as err:
-            raise BackendUnavailable(f"PostgreSQL: {_reason(err)}") from None
+        deadline = time.monotonic() + self._wait_s
+        while True:
+            try:
+                if conn is not None:
+                    return work(conn)
+                with self._pool.connection(timeout=self._wait_s) as fresh:
+                    return work(fresh)
+            except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as err:
+                # A patient store (a worker's) tries again on a fresh connection while the
+                # database restarts; a call inside a transaction cannot be replayed.
+                patient = self._wait_s > _CONNECT_TIMEOUT_S and conn is None
+                if not patient or time.monotonic() > deadline:
+                    raise BackendUnavailable(f"PostgreSQL: {_reason(err)}") from None
+                time.sleep(0.5)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:
         def work(conn: psycopg.Connection[Any]) -> list[Row]:
@@ -146,7 +165,12 @@ class PostgresStore:
         return self._run(work)
 
     def ping(self) -> None:
-        self._rows("SELECT 1")
+        # Readiness answers quickly, however long calls may wait for the database.
+        try:
+            with self._pool.connection(timeout=min(self._wait_s, 3.0)) as conn:
+                conn.execute(b"SELECT 1")
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as err:
+            raise BackendUnavailable(f"PostgreSQL: {_reason(err)}") from None
 
     def close(self) -> None:
         self._pool.close(timeout=5)
@@ -291,7 +315,7 @@ class PostgresStore:
         )
         return int(rows[0]["attempt"]) if rows else None
 
-    def finish_task(self, task_id: str, attempt: int, **changes: Any) -> bool:
+    def update_attempt(self, task_id: str, attempt: int, **changes: Any) -> bool:
         _check_columns(_TASK_COLUMNS, changes)
         sets = ", ".join(f"{c}=%s" for c in changes)
         values = tuple(_encode(v) for v in changes.values())

@@ -153,7 +153,7 @@ class SqliteStore:
             ).fetchone()
         return int(row[0]) if row else None
 
-    def finish_task(self, task_id: str, attempt: int, **changes: Any) -> bool:
+    def update_attempt(self, task_id: str, attempt: int, **changes: Any) -> bool:
         sets = ", ".join(f"{c}=?" for c in changes)
         values = tuple(_encode(v) for v in changes.values())
         return (

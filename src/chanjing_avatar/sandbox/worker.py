@@ -9,6 +9,7 @@ the others. On SIGTERM a worker takes no new job, lets running ones finish for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -49,7 +50,9 @@ class SandboxWorker:
         self.clock = Clock(
             Pacing(config.time_scale, config.file_sync_delay_s, config.task_min_duration_s)
         )
-        backends = open_backends(config, self.clock, max_connections=self.concurrency + 4)
+        backends = open_backends(
+            config, self.clock, max_connections=self.concurrency + 4, patient=True
+        )
         assert isinstance(backends.store, PostgresStore)
         self.store: PostgresStore = backends.store
         self.queue = ProcrastinateQueue(self.store, config.store_url, config.callback)
@@ -132,6 +135,20 @@ class SandboxWorker:
             self._worker.stop()  # type: ignore[no-untyped-call]
         self._loop.call_later(self.config.shutdown_grace_s, self.queue.stop)
 
+    def _new_worker(self) -> Worker:
+        lost = self.config.lost_after_s
+        return Worker(
+            self.queue.app,
+            queues=list(self.queue.kinds),
+            concurrency=self.concurrency,
+            install_signal_handlers=False,
+            update_heartbeat_interval=max(0.5, lost / 4),
+            stalled_worker_timeout=lost,
+            fetch_job_polling_interval=1.0,
+            shutdown_graceful_timeout=self.config.shutdown_grace_s + 10,
+            delete_jobs="successful",
+        )
+
     def run(
         self,
         health: tuple[str, int] | None = None,
@@ -154,23 +171,21 @@ class SandboxWorker:
             self._loop.add_signal_handler(sig, self._begin_stop)
         lost = self.config.lost_after_s
         async with self.queue.app.open_async():
-            self._worker = Worker(
-                self.queue.app,
-                queues=list(self.queue.kinds),
-                concurrency=self.concurrency,
-                install_signal_handlers=False,
-                update_heartbeat_interval=max(0.5, lost / 4),
-                stalled_worker_timeout=lost,
-                fetch_job_polling_interval=1.0,
-                shutdown_graceful_timeout=self.config.shutdown_grace_s + 10,
-                delete_jobs="successful",
-            )
-            run = asyncio.create_task(self._worker.run())  # type: ignore[no-untyped-call]
             recover = asyncio.create_task(recover_forever(self.queue.app, lost, self._stop))
-            if on_ready is not None:
-                on_ready(self)
+            ready = on_ready
             try:
-                await run
+                while not self._stop.is_set():
+                    self._worker = self._new_worker()
+                    run = asyncio.create_task(self._worker.run())  # type: ignore[no-untyped-call]
+                    if ready is not None:
+                        ready(self)
+                        ready = None
+                    try:
+                        await run
+                    except Exception as err:  # the database went away: start over when back
+                        log.warning("worker lost the database (%s); retrying", type(err).__name__)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._stop.wait(), 2.0)
             finally:
                 self._stop.set()
                 await recover
