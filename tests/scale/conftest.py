@@ -8,14 +8,33 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from .deploy import Deployment
 from .services import Postgres, SeaweedS3, why_not_postgres, why_not_seaweedfs
 
-pytestmark = pytest.mark.scale
 _names = itertools.count()
+_HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    if report.failed:  # type: ignore[attr-defined]
+        item.stash[_FAILED] = True
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.scale)
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +78,16 @@ def bucket(s3: SeaweedS3) -> str:
     return s3.make_bucket(f"b{next(_names)}-test")
 
 
+@pytest.fixture(autouse=True)
+def _show_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failed test prints the logs of the deployment processes it used."""
+    yield
+    if request.node.stash.get(_FAILED, False) and "deployment_factory" in request.fixturenames:
+        factory = request.getfixturevalue("deployment_factory")
+        for deployment in factory.started:
+            print(deployment.logs())
+
+
 @pytest.fixture(scope="module")
 def deployment_factory(
     postgres: Postgres, s3: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
@@ -67,6 +96,8 @@ def deployment_factory(
     started: list[Deployment] = []
 
     class Here(Deployment):
+        started: ClassVar[list[Deployment]] = []
+
         @classmethod
         def fresh(cls, **options: object) -> Deployment:
             bucket = s3.make_bucket(f"b{next(_names)}-test")
@@ -78,6 +109,7 @@ def deployment_factory(
                 **options,  # type: ignore[arg-type]
             )
             started.append(deployment)
+            cls.started.append(deployment)
             return deployment
 
     yield Here

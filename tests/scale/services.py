@@ -74,6 +74,7 @@ class Postgres:
     folder: Path
     port: int
     host: str = "127.0.0.1"
+    prefix: tuple[str, ...] = ()  # e.g. ("ip", "netns", "exec", NAME): run it elsewhere
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/{db}"
@@ -81,6 +82,7 @@ class Postgres:
     def pg_ctl(self, *args: str, check: bool = True) -> None:
         subprocess.run(
             [
+                *self.prefix,
                 "runuser",
                 "-u",
                 "postgres",
@@ -106,7 +108,7 @@ class Postgres:
         self.pg_ctl("-w", "-m", mode, "stop", check=False)
 
     @classmethod
-    def create(cls, host: str = "127.0.0.1") -> Postgres:
+    def create(cls, host: str = "127.0.0.1", prefix: tuple[str, ...] = ()) -> Postgres:
         folder = Path(tempfile.mkdtemp(prefix="sandbox-pg-"))
         user = pwd.getpwnam("postgres")
         os.chown(folder, user.pw_uid, user.pw_gid)
@@ -131,7 +133,7 @@ class Postgres:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        return cls(folder, free_port(), host)
+        return cls(folder, free_port(), host, prefix)
 
     def destroy(self) -> None:
         self.stop("immediate")
@@ -162,6 +164,7 @@ class SeaweedS3:
     port: int
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
+    prefix: tuple[str, ...] = ()
 
     @property
     def endpoint(self) -> str:
@@ -181,6 +184,7 @@ class SeaweedS3:
         ports = {name: free_port() for name in ("master", "volume", "filer")}
         grpc = {name: free_port() for name in ("master", "volume", "filer", "s3")}
         args = [
+            *self.prefix,
             str(weed_binary()),
             "server",
             f"-dir={self.folder / 'data'}",
@@ -263,8 +267,9 @@ class SeaweedS3:
             self.proc = None
 
     @classmethod
-    def create(cls, host: str = "127.0.0.1") -> SeaweedS3:
-        return cls(Path(tempfile.mkdtemp(prefix="sandbox-s3-")), free_port(), host)
+    def create(cls, host: str = "127.0.0.1", prefix: tuple[str, ...] = ()) -> SeaweedS3:
+        folder = Path(tempfile.mkdtemp(prefix="sandbox-s3-"))
+        return cls(folder, free_port(), host, prefix=prefix)
 
     def destroy(self) -> None:
         self.stop()

@@ -85,7 +85,7 @@ def test_a_killed_worker_s_render_runs_again_on_another(
     rendering(api, task_id)
     farm.kill(first)  # SIGKILL: no goodbye, its heartbeat just stops
     farm.start_worker()
-    done = api.wait_task(task_id, timeout=60)
+    done = api.wait_task(task_id, timeout=120)
     assert done["status"] == 20, done
     assert attempt_of(farm, task_id) == 2
     assert f"{task_id}-2.mp4" in done["video_url"]  # the second attempt's result
@@ -103,7 +103,7 @@ def test_a_task_lost_too_often_ends_30_with_a_clear_msg(
         farm.kill(worker)
         worker.popen.wait(10)
     farm.start_worker()
-    done = api.wait_task(task_id, timeout=60)
+    done = api.wait_task(task_id, timeout=120)
     assert done["status"] == 30
     assert "interrupted 2 times" in done["msg"] and "giving up" in done["msg"]
 
@@ -118,7 +118,7 @@ def test_a_zombie_worker_cannot_publish_again(
     farm.kill(zombie, signal.SIGSTOP)  # frozen: it looks lost, then wakes up
     try:
         farm.start_worker()
-        done = api.wait_task(task_id, timeout=60)
+        done = api.wait_task(task_id, timeout=120)
         assert done["status"] == 20 and f"{task_id}-2.mp4" in done["video_url"]
         receiver.wait(1, timeout=20)
     finally:
@@ -146,7 +146,7 @@ def test_sigterm_hands_running_work_back(
     assert "worker stopped" in leaving.log.read_text()
     assert api.detail(task_id)["status"] in (0, 10)
     farm.start_worker()
-    done = api.wait_task(task_id, timeout=60)
+    done = api.wait_task(task_id, timeout=120)
     assert done["status"] == 20
     assert attempt_of(farm, task_id) == 1  # handed back: not counted as a lost attempt
 
@@ -223,7 +223,7 @@ def test_every_process_restarted_keeps_all_state(
 ) -> None:
     farm.start_worker()
     task_id = api.create(audio_body(*inputs))
-    done = api.wait_task(task_id, timeout=60)
+    done = api.wait_task(task_id, timeout=120)
     farm.stop_all()
     assert not farm.apis() and not farm.workers()
     farm.start(apis=2, workers=1)

@@ -107,6 +107,9 @@ class PostgresStore:
             kwargs={"connect_timeout": _CONNECT_TIMEOUT_S, "autocommit": True},
             check=psycopg_pool.ConnectionPool.check_connection,
             timeout=_CONNECT_TIMEOUT_S,
+            # Reconnection attempts back off (1, 2, 4 s...); giving up early lets the next
+            # request start a fresh attempt, so a replica resumes soon after the database does.
+            reconnect_timeout=8.0,
             open=False,
             name="sandbox",
         )
