@@ -17,6 +17,8 @@ from sandbox.receiver import Receiver
 
 from .deploy import DeployedApi, Deployment, audio_body
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def deployed(deployment_factory: type[Deployment]) -> Deployment:

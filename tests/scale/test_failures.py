@@ -21,6 +21,7 @@ from sandbox.receiver import Receiver
 from .deploy import DeployedApi, Deployment, audio_body, wait_for
 from .services import Postgres, SeaweedS3
 
+pytestmark = pytest.mark.slow
 LOST_AFTER = 3.0
 WORKER_ARGS = (
     "--lost-after", str(LOST_AFTER), "--render-attempts", "2", "--task-min-duration", "6",
@@ -224,7 +225,11 @@ def test_every_process_restarted_keeps_all_state(
     farm.start_worker()
     task_id = api.create(audio_body(*inputs))
     done = api.wait_task(task_id, timeout=120)
-    farm.stop_all()
+    running = farm.apis() + farm.workers()
+    for proc in running:
+        farm.kill(proc, signal.SIGTERM)
+    # Each one stops on its own within its bound (replicas 5 s, workers --grace 1 s + jobs).
+    assert [proc.popen.wait(60) for proc in running] == [0] * len(running)
     assert not farm.apis() and not farm.workers()
     farm.start(apis=2, workers=1)
     again = DeployedApi(farm)
