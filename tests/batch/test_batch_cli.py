@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chanjing_avatar.batch.journal import Journal, RowState
+from chanjing_avatar.batch.journal import UNRESOLVED_CREATE, Journal, RowState
 from chanjing_avatar.sandbox import Sandbox
 
 from .support import sandbox_config, write_manifest
@@ -65,7 +65,7 @@ def test_ctrl_c_stops_creating_and_prints_how_to_resume(tmp_path: Path) -> None:
         assert report["counts"].get("pending", 0) == 2
         assert len(sb.admin.tasks()) == 10
         with Journal(out / "batch-journal.sqlite") as j:
-            assert not [r for r in j.rows() if r.state in RowState.UNRESOLVED_CREATE]
+            assert not [r for r in j.rows() if r.state in UNRESOLVED_CREATE]
         # Resume with the same command: everything finishes, nothing twice.
         p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr

@@ -170,7 +170,7 @@ def test_cancel_stops_creating_and_resume_finishes(tmp_path: Path) -> None:
         j = Journal(outdir / "batch-journal.sqlite")
         # Nothing is left half-way: every row is pending, or owns a task.
         assert all(r.state in (RowState.PENDING, RowState.CREATED, RowState.SUCCEEDED,
-                               RowState.DONE) for r in j.rows())
+                               RowState.DONE) for r in j.rows()), [r.state for r in j.rows()]
         assert j.counts().get(RowState.PENDING, 0) >= 3
         j.close()
 
