@@ -24,6 +24,7 @@ from .._wire import (
     VIDEO_EXTENSIONS,
     file_extension,
 )
+from ._files import sha256_of
 
 __all__ = ["Manifest", "ManifestError", "ManifestProblem", "MediaRef", "Row", "load_manifest"]
 
@@ -211,13 +212,8 @@ class _Hasher:
 
     def __call__(self, path: Path) -> tuple[str, int]:
         if path not in self._cache:
-            h = hashlib.sha256()
-            size = 0
-            with path.open("rb") as f:
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
-                    size += len(chunk)
-            self._cache[path] = (h.hexdigest(), size)
+            size, digest = sha256_of(path)
+            self._cache[path] = (digest, size)
         return self._cache[path]
 
 

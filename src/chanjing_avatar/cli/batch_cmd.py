@@ -137,6 +137,11 @@ def _apply_resolutions(journal_path: Path, manifest: Manifest,
             if task is None:
                 raise CliError(f"--resolve {row}=new: row {row} has no create to settle "
                                "(this batch has no journal yet)")
+    try:
+        journal_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"--output: cannot make {journal_path.parent} ({e.strerror or e})"
+                       ) from None
     with Journal(journal_path) as j:
         try:
             j.sync_manifest(manifest)
@@ -182,12 +187,7 @@ async def _run(
     if listen is not None:
         opts.safety_poll = listen.safety_poll
     opts.fresh_start = "*" in picks
-    if picks:
-        try:
-            outdir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise CliError(f"--output: cannot make {outdir} ({e.strerror or e})") from None
-        _apply_resolutions(opts.journal_file, manifest, picks)
+    _apply_resolutions(opts.journal_file, manifest, picks)
     server = None
     client = s.async_client()
     runner = BatchRunner(client, manifest, opts)
