@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chanjing_avatar import AsyncClient
-from chanjing_avatar.batch import BatchOptions, load_manifest, run_batch
+from chanjing_avatar.batch import BatchOptions, Journal, RowState, load_manifest, run_batch
 from chanjing_avatar.sandbox import Sandbox
 
 from .support import VOICE, client_kwargs, make_video, sandbox_config
@@ -38,12 +38,12 @@ def test_rows_render_at_the_source_videos_own_size(tmp_path: Path) -> None:
     )
     with Sandbox(sandbox_config(tmp_path / "sb")) as sb:
         _run(sb, tmp_path, manifest, BatchOptions(outdir=tmp_path / "out", poll_interval=0.2))
-        report = json.loads((tmp_path / "out" / "batch-report.json").read_text())
         sizes = {}
-        for row in report["rows"]:
-            record = sb.store.get_task(row["task_id"])
-            assert record is not None
-            sizes[row["id"]] = (record.params["screen_width"], record.params["screen_height"])
+        with Journal(tmp_path / "out" / "batch-journal.sqlite") as j:
+            for row in j.rows():
+                record = sb.store.get_task(row.task_id or "")
+                assert record is not None and row.state == RowState.DONE
+                sizes[row.id] = (record.params["screen_width"], record.params["screen_height"])
     assert sizes == {"own": (512, 600), "asked": (720, 1280), "half": (128, 64)}
 
 

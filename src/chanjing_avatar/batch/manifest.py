@@ -108,15 +108,6 @@ class MediaRef:
             return f"{self.service}:sha256:{self.sha256}"
         return f"{self.service}:id:{self.file_id}"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "path": str(self.path) if self.path else None,
-            "file_id": self.file_id,
-            "sha256": self.sha256,
-            "size": self.size,
-        }
-
 
 @dataclass(frozen=True)
 class Row:
