@@ -238,16 +238,15 @@ class Creates:
 
 
 async def recent_tasks(client: AsyncClient, oldest: float) -> list[Listed]:
-    """Every task of the account created at or after ``oldest`` (unix s).
+    """Every task of the account created at or after ``oldest`` (unix s), and maybe a few older.
 
-    The list comes newest first, so the pages stop at the first older task.
+    Pages come newest first (``lipsync.iter_pages``, the one paging rule): the first page whose
+    tasks are all older than ``oldest`` is the last one read.
     """
     out: list[Listed] = []
-    async for task in client.lipsync.iter_all(page_size=50):
-        if task.create_time is None:
-            continue
-        created = task.create_time.timestamp()
-        if created < oldest:
+    async for page in client.lipsync.iter_pages(50):
+        times = [(t.id, t.create_time.timestamp()) for t in page.items if t.create_time]
+        out.extend(Listed(task_id, created) for task_id, created in times)
+        if times and max(created for _, created in times) < oldest:
             break
-        out.append(Listed(task.id, created))
     return out

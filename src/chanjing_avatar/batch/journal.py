@@ -593,10 +593,10 @@ class Journal:
 
     # -- download --------------------------------------------------------------------------
 
-    def download_intended(self, row_id: str, part_path: str) -> None:
+    def download_intended(self, row_id: str, download_part_path: str) -> None:
         with self._tx() as db:
             self._move(db, row_id, RowState.DOWNLOADING)
-            self._event(db, row_id, "download_intended", part=part_path)
+            self._event(db, row_id, "download_intended", part=download_part_path)
 
     def downloaded(self, row_id: str, path: str, size: int, sha256: str) -> None:
         with self._tx() as db:

@@ -165,7 +165,9 @@ class BatchRunner:
             journal.set_meta("account_checked", "fresh" if opts.fresh_start else "known")
             return
         listed = await recent_tasks(self.client, time.time() - opts.recent_tasks)
-        unknown = sorted({t.task_id for t in listed} - journal.claimed_task_ids())
+        since = time.time() - opts.recent_tasks
+        unknown = sorted({t.task_id for t in listed if t.create_time >= since}
+                         - journal.claimed_task_ids())
         if unknown:
             raise UnknownTasksError(unknown, opts.recent_tasks / 3600)
         journal.set_meta("account_checked", "clean")

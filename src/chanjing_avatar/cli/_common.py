@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -183,8 +183,10 @@ class Session:
             self.out.note(f"starting the local sandbox ({data_dir})")
             # The renderer is the sandbox's choice unless the environment names one.
             renderer = os.environ.get(ENV_LOCAL_RENDERER, "").strip()
-            config = (SandboxConfig(data_dir=data_dir, renderer=renderer) if renderer
-                      else SandboxConfig(data_dir=data_dir))
+            # Single-user and on loopback: callbacks go to the user's own receiver here.
+            config = SandboxConfig(data_dir=data_dir, callback_allow_private=True)
+            if renderer:
+                config = replace(config, renderer=renderer)
             from ..render.base import RenderError
 
             try:
