@@ -49,8 +49,9 @@ class Creates:
         self._call: asyncio.Task[str] | None = None
         self.finished = asyncio.Event()  # the create in flight (if any) is journalled
 
-    def cancel_unsent(self) -> None:
-        """Ctrl-C: a create still waiting for its rate-limit slot is not sent at all."""
+    def cancel(self) -> None:
+        """Ctrl-C: no more creates; one still waiting for its rate-limit slot is not sent."""
+        self._run.rows_changed.set()  # a stage waiting for uploads looks again, and ends
         if self._call is not None and not self._call.done() and not self._sent:
             self._call.cancel()
 

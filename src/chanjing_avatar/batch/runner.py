@@ -80,7 +80,7 @@ class BatchRunner:
         self.stop_creating("cancelled")
         self._cancelled.set()
         if self._creates is not None:
-            self._creates.cancel_unsent()
+            self._creates.cancel()
 
     async def on_callback(self, task_id: str) -> Task | None:
         """For a :class:`CallbackReceiver`: a task's callback came, so the poller fetches its
