@@ -172,7 +172,7 @@ async def _run(
     import shlex
     import signal
 
-    from ..batch.journal import JournalLostError, SpecChangedError
+    from ..batch.journal import JournalLostError, JournalStateError, SpecChangedError
     from ..batch.report import (
         SUMMARY_COLUMNS,
         build_report,
@@ -212,7 +212,6 @@ async def _run(
                                                 client.base_url)
 
     display = _Display(s, runner) if live and s.out.stderr_tty and not s.out.json_mode else None
-    opts.on_change = display.update if display else None
     loop = asyncio.get_running_loop()
     interrupted = False
 
@@ -247,6 +246,8 @@ async def _run(
         raise CliError(_journal_lost(e, runner, outdir, resume), ExitCode.FAILED) from None
     except UnknownTasksError as e:
         raise CliError(str(e), ExitCode.UNKNOWN) from None
+    except JournalStateError:
+        raise  # a bug, not the user's: reported as one
     except RuntimeError as e:
         raise CliError(str(e)) from None
     finally:
@@ -337,7 +338,6 @@ class _Display:
         self._runner = runner
         self._live = Live(self._render(), console=s.out.err_console, refresh_per_second=4,
                           transient=False, get_renderable=self._render)
-        self._last = 0.0
 
     def _render(self) -> Any:
         import time
@@ -357,9 +357,6 @@ class _Display:
         if p.last_event:
             text.append(f"\n{p.last_event}", style="dim")
         return text
-
-    def update(self, _p: BatchProgress) -> None:
-        pass  # redrawn by the Live thread
 
     def start(self) -> None:
         self._live.start()
