@@ -209,9 +209,7 @@ class _Hasher:
 
 
 def _media(
-    value: Any,
-    explicit_id: Any,
-    *,
+    cols: Mapping[str, Any],
     column: str,
     service: str,
     extensions: tuple[str, ...],
@@ -219,6 +217,8 @@ def _media(
     hasher: _Hasher,
     errors: list[str],
 ) -> MediaRef | None:
+    """The row's ``column`` file (a local path or an id) or its ``column_file_id``."""
+    value, explicit_id = cols.get(column), cols.get(f"{column}_file_id")
     if not _blank(explicit_id):
         if not _blank(value):
             errors.append(f"{column}: give either {column} or {column}_file_id, not both")
@@ -294,28 +294,10 @@ def _parse_row(
                 "id: use 1-100 letters, digits, '.', '_' or '-' (it names the output file)"
             )
 
-    video = _media(
-        cols.get("video"),
-        cols.get("video_file_id"),
-        column="video",
-        service=SERVICE_LIP_SYNC_VIDEO,
-        extensions=VIDEO_EXTENSIONS,
-        base=base,
-        hasher=hasher,
-        errors=errors,
-    )
+    video = _media(cols, "video", SERVICE_LIP_SYNC_VIDEO, VIDEO_EXTENSIONS, base, hasher, errors)
     if video is None and _blank(cols.get("video")) and _blank(cols.get("video_file_id")):
         errors.append("video: required (a local video file or a file id)")
-    audio = _media(
-        cols.get("audio"),
-        cols.get("audio_file_id"),
-        column="audio",
-        service=SERVICE_LIP_SYNC_AUDIO,
-        extensions=AUDIO_EXTENSIONS,
-        base=base,
-        hasher=hasher,
-        errors=errors,
-    )
+    audio = _media(cols, "audio", SERVICE_LIP_SYNC_AUDIO, AUDIO_EXTENSIONS, base, hasher, errors)
     text = cols.get("text")
     voice = cols.get("voice_id")
     has_audio_col = not _blank(cols.get("audio")) or not _blank(cols.get("audio_file_id"))
