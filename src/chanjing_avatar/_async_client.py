@@ -8,20 +8,21 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar, Unpack
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 import httpx
 
-from ._base import CHUNK, LOCK_TIMEOUT_S, BaseClient, lock_busy
+from ._base import CHUNK, LOCK_TIMEOUT_S, BaseClient, Received, lock_busy
 from ._config import RateLimits
-from ._core import FileBody, Flow, Locked, Reply, Send, Sleep, _calls, _files, _tasks
-from ._core._download import open_sink
+from ._core import FileBody, Flow, Reply, Send, Sleep, WithStoreLock, _calls, _files, _tasks
+from ._core._pages import PageCursor
 from ._core._ratelimit import Slot
 from ._credentials import LockPair
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
+from ._request import CreateFields, LipSyncRequest, MakeFields, from_create_fields, from_make_fields
 
 T = TypeVar("T")
 
@@ -147,7 +148,7 @@ class AsyncClient(BaseClient):
             elif isinstance(effect, Sleep):
                 if effect.seconds > 0:
                     await self._sleep(effect.seconds)
-            elif isinstance(effect, Locked):
+            elif isinstance(effect, WithStoreLock):
                 try:
                     held = await self._acquire()
                 except Exception as e:  # an unusable lock file: the flow raises it
@@ -193,38 +194,26 @@ class AsyncClient(BaseClient):
             json=send.json, content=content, timeout=self._timeouts[send.timeout],
         )
         sent_at, started = self._sending(send, slot), time.monotonic()
-        written = 0
+        received = Received(send.sink)
         response: httpx.Response | None = None
         try:
             response = await http.send(request, stream=True,
                                        follow_redirects=send.sink is not None)
             try:
-                sink_file = (
-                    open_sink(send.sink, response.status_code, response.headers)
-                    if send.sink is not None else None
-                )
+                sink_file = received.open_sink(response)
                 if sink_file is not None:
-                    assert send.sink is not None
-                    base = send.sink.offset if response.status_code == 206 else 0
-                    total = base + int(response.headers.get("content-length", 0) or 0)
                     with sink_file:
                         async for chunk in response.aiter_bytes():
                             await anyio.to_thread.run_sync(sink_file.write, chunk)
-                            written += len(chunk)
-                            if send.sink.on_progress is not None:
-                                send.sink.on_progress(base + written, total)
-                    body = b""
+                            received.wrote(len(chunk))
                 else:
-                    body = await response.aread()
+                    received.body = await response.aread()
             finally:
                 await response.aclose()
         except httpx.RequestError as e:
-            reply = (
-                Reply.failed(e, sent_at, written) if response is None  # cut mid-body: keep status
-                else Reply(response.status_code, response.headers, b"", e, sent_at, written)
-            )
+            reply = received.reply(response, sent_at, e)
         else:
-            reply = Reply(response.status_code, response.headers, body, None, sent_at, written)
+            reply = received.reply(response, sent_at)
         self._log_reply(send, reply, started)
         return reply
 
@@ -245,6 +234,9 @@ class AsyncAuth(_AsyncGroup):
 
 class AsyncFiles(_AsyncGroup):
     async def create_upload_url(self, service: str, name: str) -> UploadUrl:
+        """A signed address to PUT one file to (valid 15 minutes) and the file id it will have.
+
+        ``name`` is the original file name; its extension must suit ``service``."""
         return await self._run(_files.create_upload_url(self._client._ctx, service, name))
 
     async def upload(
@@ -264,63 +256,61 @@ class AsyncFiles(_AsyncGroup):
         ))
 
     async def get(self, file_id: str) -> FileDetail:
+        """The file's current detail (status 1 or 2: ready; 98: failed the content check)."""
         return await self._run(_files.file_detail(self._client._ctx, file_id))
 
     async def wait_ready(self, file_id: str, *, timeout: float = 600) -> FileDetail:
+        """Poll until the file is ready; raises ContentRejectedError, FileUnavailableError or
+        WaitTimeoutError (with ``.last``)."""
         return await self._run(_files.wait_ready(self._client._ctx, file_id, timeout))
 
 
 class AsyncLipSync(_AsyncGroup):
     async def create(
         self,
+        request: LipSyncRequest | None = None,
+        /,
         *,
-        video_file_id: str,
-        text: str | builtins.list[str] | None = None,
-        voice_id: str | None = None,
-        speed: float = 1.0,
-        pitch: float = 1.0,
-        audio_file_id: str | None = None,
-        screen_width: int | None = None,
-        screen_height: int | None = None,
-        backway: int = 1,
-        drive_mode: str = "",
-        model: int = 0,
-        volume: int = 100,
-        callback: str | None = None,
-        video_path: str | os.PathLike[str] | None = None,
         on_sent: Callable[[float], None] | None = None,
+        on_event: Callable[[MakeEvent], None] | None = None,
+        **fields: Unpack[CreateFields],
     ) -> str:
-        """Create a task (paid); returns its id. Checked locally first.
+        """Create a task (paid) and return its id; a request's local files are uploaded first.
 
-        ``on_sent(sent_at)`` is called with the wall-clock (unix) time just before the request's
-        bytes go out, after the rate limiter's wait, once per attempt (a create refused with
-        40001 or never connected is sent again). If it raises, nothing is sent and the
-        exception propagates.
+        Give a :class:`LipSyncRequest`, or its fields as keywords with the files by id
+        (``video_file_id``, ``audio_file_id``; ``video_path``, the video's local copy, gives the
+        default screen size). Everything is checked before the first request.
+        ``on_sent(sent_at)`` is called with the wall-clock (unix) time just before the create's
+        bytes go out, after the rate limiter's wait, once per attempt (a create refused as rate
+        limited or never connected is sent again). If it raises, nothing is sent and the
+        exception propagates. ``on_event`` hears the uploads and the create (as in :meth:`make`).
         """
-        body = _tasks.create_body(
-            video_file_id=video_file_id, text=text, voice_id=voice_id, speed=speed, pitch=pitch,
-            audio_file_id=audio_file_id, screen_width=screen_width, screen_height=screen_height,
-            backway=backway, drive_mode=drive_mode, model=model, volume=volume,
-            callback=callback, video_path=video_path,
-        )
-        return await self._run(_tasks.create(self._client._ctx, body, on_sent))
+        request = from_create_fields(request, fields)
+        _, task_id = await self._run(_tasks.submit(self._client._ctx, request, on_sent=on_sent,
+                                                on_event=on_event))
+        return task_id
 
     async def get(self, task_id: str) -> Task:
+        """The task's current state (status, progress, and once finished its video URL)."""
         return await self._run(_tasks.get(self._client._ctx, task_id))
 
     async def list(self, page: int = 1, page_size: int = 10) -> TaskPage:
+        """One page of the account's tasks, newest first (see :meth:`iter_pages` for all)."""
         return await self._run(_tasks.list_page(self._client._ctx, page, page_size))
+
+    async def iter_pages(self, page_size: int = 50) -> AsyncIterator[TaskPage]:
+        """Every page of tasks, newest first, until the last (one stop rule: ``PageCursor``)."""
+        cursor: PageCursor | None = PageCursor(1, page_size)
+        while cursor is not None:
+            page = await self.list(cursor.page, cursor.size)
+            yield page
+            cursor = cursor.after(len(page.items), page.page_info.total_page)
 
     async def iter_all(self, page_size: int = 50) -> AsyncIterator[Task]:
         """Every task, newest first, page by page."""
-        page = 1
-        while True:
-            result = await self.list(page, page_size)
-            for task in result.items:
+        async for page in self.iter_pages(page_size):
+            for task in page.items:
                 yield task
-            if not result.items or page >= result.page_info.total_page:
-                return
-            page += 1
 
     async def wait(
         self,
@@ -329,6 +319,10 @@ class AsyncLipSync(_AsyncGroup):
         timeout: float = 1800,
         on_progress: Callable[[Task], None] | None = None,
     ) -> Task:
+        """Poll until the task ends; returns it when it succeeded.
+
+        Raises TaskFailedError (status 30) or WaitTimeoutError (with ``.last``). Polls slow down
+        with the task's progress; ``on_progress(task)`` hears every look."""
         return await self._run(_tasks.wait(self._client._ctx, task_id, timeout=timeout,
                                            on_progress=on_progress))
 
@@ -339,6 +333,9 @@ class AsyncLipSync(_AsyncGroup):
         timeout: float = 1800,
         on_progress: Callable[[Task], None] | None = None,
     ) -> dict[str, Task]:
+        """Poll many tasks on their own schedules, one request at a time; every id's final task,
+        failed ones included (check ``.failed``). On the deadline raises WaitTimeoutError with
+        ``.done`` (finished so far) and ``.pending`` (last seen of the others)."""
         return await self._run(_tasks.wait_many(self._client._ctx, task_ids, timeout=timeout,
                                                 on_progress=on_progress))
 
@@ -351,6 +348,11 @@ class AsyncLipSync(_AsyncGroup):
         preview: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> Download:
+        """Save a finished task's video to ``path`` (a file, or a folder for ``<task id>.mp4``).
+
+        Streams to a ``.<name>.part`` beside it, resumed by the next try, and renames it when
+        complete; FileExistsError rather than overwrite unless ``overwrite``. ``preview`` also
+        saves the cover image. A failed task raises TaskFailedError."""
         return await self._run(_tasks.download_task(
             self._client._ctx, task_or_id, Path(path), overwrite=overwrite, preview=preview,
             on_progress=on_progress,
@@ -358,35 +360,37 @@ class AsyncLipSync(_AsyncGroup):
 
     async def make(
         self,
+        request: LipSyncRequest | None = None,
+        /,
         *,
-        video: str | os.PathLike[str],
         output: str | os.PathLike[str],
-        text: str | None = None,
-        voice_id: str | None = None,
-        audio: str | os.PathLike[str] | None = None,
         on_event: Callable[[MakeEvent], None] | None = None,
         on_sent: Callable[[float], None] | None = None,
         waiter: _tasks.AsyncWaiter | None = None,
         overwrite: bool = False,
         timeout: float = 1800,
-        **create_options: Any,
+        **fields: Unpack[MakeFields],
     ) -> MakeResult:
-        """Upload what is local, create, wait, download.
+        """Upload what is local, create, wait, download to ``output`` (a file or a folder).
 
-        ``on_sent`` is the create's (see :meth:`create`). ``waiter`` replaces the polling wait:
-        ``await waiter(task_id, timeout=..., on_progress=...)`` returns the task's final state
-        (e.g. a wait that ends at a confirmed callback; pass ``callback=URL`` so the task
-        sends one). Default: :meth:`wait`.
+        Give a :class:`LipSyncRequest`, or its fields as keywords (``video`` and ``audio``: a
+        local path or a file id). ``on_event(MakeEvent)`` hears each stage; ``on_sent`` is the
+        create's (see :meth:`create`). ``waiter`` replaces the polling wait:
+        ``waiter(task_id, timeout=..., on_progress=...)`` (awaited by the async client) returns
+        the task's final state (e.g. a wait that ends at a confirmed callback; give the request
+        a ``callback`` URL so the task sends one). Default: :meth:`wait`. Raises
+        ``FileExistsError`` rather than overwrite, and TaskFailedError for a failed task.
         """
+        request = from_make_fields(request, fields)
         ctx = self._client._ctx
         started = await self._run(_tasks.make_start(
-            ctx, video=video, output=output, text=text, voice_id=voice_id, audio=audio,
-            on_event=on_event, on_sent=on_sent, overwrite=overwrite, timeout=timeout,
-            create_options=create_options,
+            ctx, request, output=output, on_event=on_event, on_sent=on_sent,
+            overwrite=overwrite, timeout=timeout,
         ))
         wait = self.wait if waiter is None else waiter
         task = await wait(started.task_id, timeout=timeout, on_progress=started.on_wait)
         return await self._run(_tasks.make_finish(ctx, started, task, overwrite=overwrite))
+
 
 class AsyncVoices(_AsyncGroup):
     async def list(

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ._core._pages import PageCursor
 from ._core._redact import redact_url
 from ._wire import FILE_FAILED_STATUSES, FILE_READY_STATUSES, FileStatus, TaskStatus
 
@@ -73,26 +74,27 @@ class _Model(BaseModel):
 
 
 class TtsConfig(_Model):
-    """``tts_config`` of a create request. ``text`` is sent as an array."""
+    """``tts_config`` of a create body. ``text`` is sent as an array."""
 
     text: list[str]
     audio_man_id: str
-    speed: float = 1.0
-    pitch: float = 1.0
+    speed: float
+    pitch: float
 
 
 class CreateLipSync(_Model):
-    """The body of ``video_lip_sync/create``, as sent (after the shared validation)."""
+    """The body of ``video_lip_sync/create`` as sent: ``LipSyncRequest.wire_body()`` builds it,
+    with the defaults the request and the wire's rules (``_wire.validate_create``) fill in."""
 
     video_file_id: str
-    screen_width: int = 1080
-    screen_height: int = 1920
-    backway: Literal[1, 2] = 1
-    drive_mode: Literal["", "random"] = ""
-    model: int = 0
-    volume: int = 100
+    screen_width: int
+    screen_height: int
+    backway: Literal[1, 2]
+    drive_mode: Literal["", "random"]
+    model: int
+    volume: int
     callback: str | None = None
-    audio_type: Literal["tts", "audio"] = "tts"
+    audio_type: Literal["tts", "audio"]
     tts_config: TtsConfig | None = None
     audio_file_id: str | None = None
 
@@ -200,6 +202,15 @@ class TaskPage(_Model):
 
     items: list[Task] = Field(default_factory=list, alias="list")
     page_info: PageInfo = Field(default_factory=PageInfo)
+
+    def next_page_info(self) -> PageCursor | None:
+        """The page after this one (by its ``page_info``), or None when this is the last."""
+        info = self.page_info
+        cursor = PageCursor(info.page, info.size or len(self.items))
+        return cursor.after(len(self.items), info.total_page)
+
+    def has_next_page(self) -> bool:
+        return self.next_page_info() is not None
 
 
 class Voice(_Model):

@@ -21,7 +21,7 @@ from .._exceptions import (
 from .._wire import PATH_ACCESS_TOKEN, PATH_RATE_BUCKET, TOKEN_HEADER, Code
 from ._context import Context
 from ._decisions import backoff, is_retryable, retry_refused_token, token_is_fresh
-from ._effects import Flow, Locked, Reply, Send, Sleep
+from ._effects import Flow, Reply, Send, Sleep, WithStoreLock
 from ._envelope import decode
 
 log = logging.getLogger("chanjing_avatar")
@@ -47,11 +47,11 @@ def token(ctx: Context, *, stale: str | None = None) -> Flow[str]:
             cache.token, cache.expire_in = stored.token, stored.expire_in
     if cache.token and cache.token != stale and token_is_fresh(cache.expire_in, ctx.wall()):
         return cache.token
-    result: str = yield Locked(_refresh_locked(ctx, stale))
+    result: str = yield WithStoreLock(_refresh_under_lock(ctx, stale))
     return result
 
 
-def _refresh_locked(ctx: Context, stale: str | None) -> Flow[str]:
+def _refresh_under_lock(ctx: Context, stale: str | None) -> Flow[str]:
     cache = ctx.cache
     stored = ctx.store.read()
     if (

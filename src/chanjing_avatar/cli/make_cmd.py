@@ -46,7 +46,7 @@ from .tasks_cmd import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .._models import MakeEvent, MakeResult
+    from .. import MakeEvent, MakeResult
 
 
 class StageView:
@@ -186,7 +186,7 @@ def make(
     With --callback-listen, the task's callback (sent to --callback-url, or to the listen
     address) ends the wait at once, and polling slows to a safety net.
     """
-    from .._exceptions import ChanjingError, TaskFailedError
+    from .. import ChanjingError, TaskFailedError
     from .._wire import VIDEO_EXTENSIONS
     from ._present import human_size
 
@@ -256,7 +256,7 @@ def _make_with_receiver(s: Session, listen: Listen, kwargs: dict[str, Any]) -> M
     the callback URL, and the wait ends at a confirmed callback (or the safety-net poll)."""
     import asyncio
 
-    from .._models import Task
+    from .. import Task
     from ._callbacks import running_receiver, wait_for_task
 
     kwargs = dict(kwargs)
