@@ -49,14 +49,18 @@ def test_wait_ends_on_the_callback(env: Env, video_file_id: str, tmp_path: Path)
 
 def test_wait_without_a_callback_falls_back_to_the_safety_poll(env: Env,
                                                                video_file_id: str) -> None:
+    from .conftest import holding
+
     # Created without a callback URL: a "lost" callback. The safety poll still finishes the wait.
-    r = env.run("create", "--video-file-id", video_file_id, "--text", "SLOW", "--voice",
-                VOICE_EN)
-    assert r.returncode == 0, r.stderr
-    task_id = r.out
-    r = env.run("wait", task_id, "--callback-listen", "127.0.0.1:0", "--safety-poll", "0.1",
-                "--timeout", "0.5")
-    assert r.returncode == 4 and "may still finish" in r.stderr, r.stderr
+    with holding():
+        r = env.run("create", "--video-file-id", video_file_id, "--text", "HOLD SLOW",
+                    "--voice", VOICE_EN)
+        assert r.returncode == 0, r.stderr
+        task_id = r.out
+        r = env.run("wait", task_id, "--callback-listen", "127.0.0.1:0", "--safety-poll",
+                    "0.1", "--timeout", "0.5")
+        assert r.returncode == 4 and "may still finish" in r.stderr, r.stderr
+    # Released, it takes ~4 s more: the next wait polls more than once.
     before = _details(env)
     r = env.run("wait", task_id, "--callback-listen", "0", "--safety-poll", "1")
     assert r.returncode == 0 and "succeeded" in r.stdout, r.stderr

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .._wire import CODE_MESSAGES, Code, TaskStatus
 from ._output import redact_url
 
 if TYPE_CHECKING:
     from .. import FileDetail, Task, Voice
 
-STATUS_NAMES = {0: "queued", 10: "generating", 20: "succeeded", 30: "failed"}
+STATUS_NAMES: dict[int, str] = {TaskStatus.QUEUED: "queued", TaskStatus.GENERATING: "generating",
+                TaskStatus.SUCCEEDED: "succeeded", TaskStatus.FAILED: "failed"}
 
 
 def status_name(status: int) -> str:
@@ -23,6 +25,13 @@ def _iso(value: datetime | None) -> str | None:
 
 def _url(value: str | None) -> str | None:
     return redact_url(value) if value else None
+
+
+def task_notice(task: Task) -> str | None:
+    """What a succeeded task says beyond "success" (a model 1 task rendered with model 0)."""
+    if task.status != TaskStatus.SUCCEEDED or not task.msg:
+        return None
+    return None if task.msg == CODE_MESSAGES[Code.SUCCESS] else f"task {task.id}: {task.msg}"
 
 
 def task_dict(task: Task) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ._errors import CliError, ExitCode
+
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
 
@@ -49,7 +51,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8848,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8848,
     data_dir: Annotated[
         Path | None,
         typer.Option(help="State folder (default: ~/.local/share/chanjing-avatar/sandbox)."),
@@ -102,6 +104,7 @@ def serve(
 
     from ..sandbox import FaultRule, Sandbox, SandboxConfig
 
+    _check_port_free(host, port)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -126,9 +129,9 @@ def serve(
         public_url=public_url,
         access_log=access_log,
     )
-    from ._common import GLOBAL
+    from ._common import root_options
 
-    as_json = json_out or GLOBAL.json
+    as_json = json_out or root_options().json
 
     def ready(sb: Sandbox) -> None:
         if as_json:
@@ -153,4 +156,33 @@ def serve(
             typer.echo("Ctrl-C stops it.")
         sys.stdout.flush()
 
-    Sandbox(config).serve(on_ready=ready)
+    try:
+        sandbox = Sandbox(config)
+    except ValueError as e:  # an unknown renderer name
+        raise CliError(f"--renderer: {e}") from None
+    try:
+        sandbox.serve(on_ready=ready)
+    except SystemExit:  # the server could not start (it logged why)
+        raise CliError(f"the sandbox could not listen on {host}:{port}; see the line above",
+                       ExitCode.USAGE) from None
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A busy port is one line and exit 2 before the server starts (it would log and exit)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise CliError(f"--host {host}: {e.strerror or e}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise CliError(f"--port {port}: cannot listen on {host}:{port} "
+                           f"({e.strerror or e}); choose another port, or --port 0 for any "
+                           "free one") from None
