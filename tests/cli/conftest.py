@@ -137,6 +137,17 @@ def popen(cmd: Sequence[str], **kw: object) -> subprocess.Popen[str]:
                             preexec_fn=default_signals, **kw)  # type: ignore[call-overload]
 
 
+def catches_sigint(proc: subprocess.Popen[str]) -> bool:
+    """The child has its SIGINT handler (Python installs it at start-up): a Ctrl-C sent before
+    that would kill it outright, which would test nothing."""
+    try:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(ln for ln in status.splitlines() if ln.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+
+
 @pytest.fixture
 def as_background_job() -> Iterator[None]:
     """This test runs as under `nohup … &`: SIGINT ignored in the test process (children inherit

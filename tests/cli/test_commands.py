@@ -352,7 +352,7 @@ def _interrupt_wait(env: Env, video_file_id: str, *extra: str) -> tuple[str, int
     import signal
     import time
 
-    from .conftest import CLI, popen
+    from .conftest import CLI, catches_sigint, popen
 
     r = env.run("create", "--video-file-id", video_file_id, "--text", "SLOW", "--voice",
                 VOICE_EN)
@@ -361,7 +361,8 @@ def _interrupt_wait(env: Env, video_file_id: str, *extra: str) -> tuple[str, int
     before = env.sb.admin.count("lipsync_detail")  # type: ignore[attr-defined]
     proc = popen([str(CLI), "wait", task_id, *extra], env=env.environ())
     deadline = time.monotonic() + 30
-    while env.sb.admin.count("lipsync_detail") == before:  # type: ignore[attr-defined]
+    while (env.sb.admin.count("lipsync_detail") == before  # type: ignore[attr-defined]
+           or not catches_sigint(proc)):
         assert time.monotonic() < deadline and proc.poll() is None, "wait never started"
         time.sleep(0.05)
     time.sleep(0.2)

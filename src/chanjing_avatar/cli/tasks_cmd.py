@@ -220,10 +220,10 @@ def download(
     s: Session,
     task_id: TaskIdArg,
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option("--output", "-o", help="Where to save: a file, or a folder (ending in / or "
                      "existing) that gets TASK_ID.mp4 (default ./TASK_ID.mp4).",
-                     show_default=False),
+                     show_default=False, metavar="PATH"),
     ] = None,
     preview: Annotated[
         bool, typer.Option("--preview", help="Also save the cover image beside the video.")
@@ -257,15 +257,15 @@ def download(
     s.out.result(download_dict(result), str(result.path))
 
 
-def _download_path(task_id: str, output: Path | None) -> Path:
+def _download_path(task_id: str, output: str | None) -> Path:
     """``-o`` as given: a folder (existing, or written with a trailing slash) gets TASK_ID.mp4."""
     import os
 
     if output is None:
         return Path(f"{task_id}.mp4")
-    if output.is_dir() or str(output).endswith((os.sep, "/")):
-        return output / f"{task_id}.mp4"
-    return output
+    if output.endswith((os.sep, "/")) or Path(output).is_dir():
+        return Path(output) / f"{task_id}.mp4"
+    return Path(output)
 
 
 def _download_interrupted(task_id: str, path: Path, local: bool, overwrite: bool) -> str:
