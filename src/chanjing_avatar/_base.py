@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import httpx
 
@@ -22,7 +23,8 @@ from ._config import (
     configure_logging_from_env,
     resolve_settings,
 )
-from ._core import Context, RateLimiter, Reply, RetryPolicy, Send
+from ._core import Context, RateLimiter, Reply, RetryPolicy, Send, Sink
+from ._core._download import open_sink
 from ._core._ratelimit import CHECKS, Slot
 from ._core._redact import redact_url
 from ._credentials import CredentialsStore, read_credentials_file
@@ -32,6 +34,17 @@ log = logging.getLogger("chanjing_avatar")
 
 CHUNK = 1024 * 1024
 LOCK_TIMEOUT_S = 120.0
+
+# Serialises the reset after a fork (a new lock in each child: the parent's may be held).
+_fork_lock = threading.Lock()
+
+
+def _new_fork_lock() -> None:
+    global _fork_lock
+    _fork_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_fork_lock)
 
 
 def _timeout(value: float | httpx.Timeout | None, default: httpx.Timeout) -> httpx.Timeout:
@@ -78,13 +91,34 @@ class BaseClient:
             retry=RetryPolicy(max_retries=max_retries),
         )
         limits = RateLimits() if rate_limits is None else rate_limits
+        self._limits = limits
         self._limiter = RateLimiter(limits.limits) if limits else None
+        self._pid = os.getpid()
         api_timeout = _timeout(timeout, DEFAULT_TIMEOUT)
         self._timeouts = {
             "api": api_timeout,
             "upload": _timeout(upload_timeout, DEFAULT_UPLOAD_TIMEOUT),
             "download": api_timeout,
         }
+
+    # -- processes: a forked child must share nothing tied to the parent's process ------------
+
+    def _check_process(self) -> None:
+        """Called before every use: in a child forked since the last call, reset first."""
+        if self._pid == os.getpid():
+            return
+        with _fork_lock:
+            if self._pid != os.getpid():
+                self._after_fork()
+                self._pid = os.getpid()
+
+    def _after_fork(self) -> None:
+        """The parent's connections (answers would cross between processes), its rate-limit
+        slots (booked by threads that do not exist here) and its random state (every child
+        would back off in step) stay with the parent. The token is shared through the file and
+        kept; the credential locks are made anew per process by ``_credentials``."""
+        self._limiter = RateLimiter(self._limits.limits) if self._limits else None
+        self._ctx.rng = random.Random()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self.base_url!r} app_id={self.app_id!r}>"
@@ -99,6 +133,7 @@ class BaseClient:
         """Every secret this client knows, for a caller that must scrub its own output: the
         secret key, the token in memory and the ones in its credentials file (read now, so a
         token refreshed meanwhile is included). Never logged or shown in a repr."""
+        self._check_process()
         values = [self._ctx.secret_key, self._ctx.cache.token]
         stored = read_credentials_file(self._store.path)
         if stored is not None:
@@ -157,6 +192,41 @@ class BaseClient:
             except ValueError:
                 pass
         log.debug("%s %s -> %s in %.0f ms%s", send.method, target, reply.status, ms, trace)
+
+
+class Received:
+    """What came back for one send, apart from the I/O the drivers do: where a download's bytes
+    start in the file, its progress, and the :class:`Reply` handed to the flow."""
+
+    def __init__(self, sink: Sink | None) -> None:
+        self.sink = sink
+        self.body = b""
+        self.written = 0
+        self._offset = 0
+        self._total = 0
+
+    def open_sink(self, response: httpx.Response) -> BinaryIO | None:
+        """The file to stream ``response`` into, or None (no sink, or an error body)."""
+        if self.sink is None:
+            return None
+        file = open_sink(self.sink, response.status_code, response.headers)
+        if file is not None:
+            self._offset = self.sink.offset if response.status_code == 206 else 0
+            self._total = self._offset + int(response.headers.get("content-length", 0) or 0)
+        return file
+
+    def wrote(self, size: int) -> None:
+        self.written += size
+        if self.sink is not None and self.sink.on_progress is not None:
+            self.sink.on_progress(self._offset + self.written, self._total)
+
+    def reply(self, response: httpx.Response | None, sent_at: float,
+              error: httpx.RequestError | None = None) -> Reply:
+        if response is None:
+            assert error is not None
+            return Reply.failed(error, sent_at, self.written)
+        body = b"" if error is not None else self.body  # cut mid-body: keep the status
+        return Reply(response.status_code, response.headers, body, error, sent_at, self.written)
 
 
 def lock_busy() -> ChanjingError:

@@ -264,18 +264,21 @@ def save_credentials(
     access_token: str | None = None,
     expire_in: float | None = None,
     environ: Mapping[str, str] | None = None,
+    force: bool = False,
 ) -> Path:
     """Store ``app_id`` and ``secret_key`` (and a token, when given) as ``credentials.json`` in
     the folder a client would use (argument > environment > ``~/.chanjing``); returns its path.
 
     The file is replaced whole, atomically (temp file, fsync, rename), 0600 in a 0700 folder,
-    under the lock every client takes for it.
+    under the lock every client takes for it. A file holding another app's keys raises
+    :class:`CredentialsConflictError` unless ``force`` (then it is first copied to
+    ``credentials.json.<time>.bak``).
     """
     if not app_id or not secret_key:
         raise MissingCredentialsError("app_id and secret_key must not be empty")
     cdir = Path(resolve_credentials_dir(credentials_dir, environ=environ).value or "")
     return write_credentials(cdir, app_id, secret_key, access_token=access_token,
-                             expire_in=expire_in)
+                             expire_in=expire_in, force=force).path
 
 
 _log_configured = False

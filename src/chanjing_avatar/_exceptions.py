@@ -5,7 +5,8 @@
     ChanjingError                 code, msg, trace_id, endpoint
     ├── ConfigurationError        the client cannot be set up (also a ValueError)
     │   ├── MissingCredentialsError   no app_id/secret_key anywhere
-    │   ├── CredentialsFileError      credentials.json unreadable or corrupt; .path
+    │   ├── CredentialsFileError      credentials.json unreadable, corrupt or unsafe; .path
+    │   │   └── CredentialsConflictError  it holds another app's keys; .other_app_id
     │   └── InsecureBaseUrlError      a plain http:// base URL that is not loopback
     ├── InvalidRequestError       400 / 40000, or a local check failed; .field names the culprit
     ├── AuthenticationError       10400 / 10401, or the app_id/secret_key pair was refused
@@ -38,6 +39,7 @@ __all__ = [
     "ChanjingError",
     "ConfigurationError",
     "ContentRejectedError",
+    "CredentialsConflictError",
     "CredentialsFileError",
     "DownloadError",
     "FileUnavailableError",
@@ -112,6 +114,16 @@ class CredentialsFileError(ConfigurationError):
     def __init__(self, msg: str, *, path: Path, **kw: Any) -> None:
         super().__init__(msg, **kw)
         self.path = path
+
+
+class CredentialsConflictError(CredentialsFileError):
+    """Storing keys would replace the credentials file of another app (``other_app_id``), whose
+    clients would then act as this one. Replace it on purpose (``force``; a backup is kept) or
+    use another folder."""
+
+    def __init__(self, msg: str, *, path: Path, other_app_id: str, **kw: Any) -> None:
+        super().__init__(msg, path=path, **kw)
+        self.other_app_id = other_app_id
 
 
 class InsecureBaseUrlError(ConfigurationError):

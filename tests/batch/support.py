@@ -88,6 +88,7 @@ def sandbox_config(tmp: Path, *, render_s: float = 0.2, create_per_s: float = 10
     from chanjing_avatar.sandbox import CallbackPolicy, SandboxConfig
 
     kw.setdefault("callback", CallbackPolicy(attempts=2, backoff_s=0.2, timeout_s=2.0))
+    kw.setdefault("callback_allow_private", True)  # the receivers listen on loopback
     return SandboxConfig(
         data_dir=tmp,
         admin=True,

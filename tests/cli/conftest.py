@@ -267,6 +267,7 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         admin=True,
         file_sync_delay_s=0.0,
         rate_limits_enabled=False,
+        callback_allow_private=True,  # the callback receivers listen on loopback
     )
     with sandbox.Sandbox(config) as sb:
         (creds / "credentials.json").write_text(

@@ -62,14 +62,15 @@ def test_plain_http_only_for_loopback(tmp_path: Path, url: str, ok: bool) -> Non
 def test_store_writes_seed_format_privately(tmp_path: Path) -> None:
     cdir = tmp_path / "cfg"
     store = CredentialsStore(cdir, "app", "secret")
-    assert store.acquire(blocking=True, timeout=5)
+    held = store.acquire(blocking=True, timeout=5)
+    assert held is not None
     try:
         store.write("tok", 1721289220)
     finally:
-        store.release()
+        store.release(held)
     data = json.loads((cdir / "credentials.json").read_text())
-    assert data == {"app_id": "app", "secret_key": "secret", "access_token": "tok",
-                    "expire_in": 1721289220}
+    # The token cache never writes the secret key (only `auth set` / save_credentials do).
+    assert data == {"app_id": "app", "access_token": "tok", "expire_in": 1721289220}
     assert stat.S_IMODE((cdir / "credentials.json").stat().st_mode) == 0o600
     assert stat.S_IMODE(cdir.stat().st_mode) == 0o700
     assert store.read() is not None and store.read().token == "tok"  # type: ignore[union-attr]

@@ -27,7 +27,13 @@ from chanjing_avatar import (
     WaitTimeoutError,
 )
 from chanjing_avatar._core import Context, Reply, Send, _calls, _files, _tasks
-from chanjing_avatar._core._decisions import PollPolicy, RetryPolicy, backoff, poll_delay
+from chanjing_avatar._core._decisions import (
+    AUTH_ATTEMPTS,
+    PollPolicy,
+    RetryPolicy,
+    backoff,
+    poll_delay,
+)
 from chanjing_avatar._core._envelope import decode
 from chanjing_avatar._core._ratelimit import SlidingWindow
 from chanjing_avatar._core._redact import redact_url
@@ -183,11 +189,29 @@ def test_10400_refreshes_once_and_retries_once(
         clock,
         envelope(None, 10400),
         envelope({"access_token": "tok-2", "expire_in": 1.7e9 + 86400}),
-        envelope(None, 10400),
+        envelope({"id": "t1", "status": 20}),
     )
+    assert rec.run(_tasks.get(ctx, "t1")).succeeded
+    assert rec.paths() == [PATH_LIPSYNC_DETAIL, PATH_ACCESS_TOKEN, PATH_LIPSYNC_DETAIL]
+
+
+def test_10400_while_the_token_keeps_changing_is_retried_a_bounded_number_of_times(
+    ctx: Context, store: MemoryStore, clock: FakeClock
+) -> None:
+    # Someone else replaces every token we get (the vendor's scripts, other processes): each
+    # refused token is a new one, so the call tries again, but not forever.
+    numbers = iter(range(2, 100))
+
+    def answer(send: Send) -> Reply:
+        if send.url.endswith(PATH_ACCESS_TOKEN):
+            return envelope({"access_token": f"tok-{next(numbers)}", "expire_in": 1.7e9 + 86400})
+        return envelope(None, 10400)
+
+    rec = Recorder(clock, answer)
     with pytest.raises(AuthenticationError):
         rec.run(_tasks.get(ctx, "t1"))
-    assert rec.paths() == [PATH_LIPSYNC_DETAIL, PATH_ACCESS_TOKEN, PATH_LIPSYNC_DETAIL]
+    assert rec.paths().count(PATH_LIPSYNC_DETAIL) == AUTH_ATTEMPTS
+    assert rec.paths().count(PATH_ACCESS_TOKEN) == AUTH_ATTEMPTS - 1
 
 
 # --- retries -------------------------------------------------------------------------------------

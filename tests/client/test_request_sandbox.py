@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +14,10 @@ import pytest
 from chanjing_avatar import AsyncClient, Client, LipSyncRequest, MakeEvent
 from chanjing_avatar._wire import PATH_LIPSYNC_CREATE
 
-from .fakes import CopyRenderer
 from .media import make_video
 
-sandbox = pytest.importorskip("chanjing_avatar.sandbox")
 OPTIONS: dict[str, Any] = {"text": "你好", "voice_id": "a" * 32, "speed": 1.2, "pitch": 0.8,
                            "backway": 2, "drive_mode": "random", "model": 1, "volume": 50}
-
-
-@pytest.fixture(scope="module")
-def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    cfg = sandbox.SandboxConfig(data_dir=tmp_path_factory.mktemp("sandbox"),
-                                renderer=CopyRenderer(), rate_limit_scale=100,
-                                file_sync_delay_s=0.05)
-    with sandbox.Sandbox(cfg) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +90,9 @@ def _async(sb: Any, out: Path, video: Path) -> tuple[list[dict[str, Any]], list[
 
 @pytest.mark.parametrize("run", [_sync, _async], ids=["sync", "async"])
 def test_keyword_and_request_forms_send_the_same_body(
-    sb: Any, tmp_path: Path, video: Path, run: Any
+    copy_sandbox: Any, tmp_path: Path, video: Path, run: Any
 ) -> None:
-    bodies, uploaded = run(sb, tmp_path, video)
+    bodies, uploaded = run(copy_sandbox, tmp_path, video)
     assert len(bodies) == 4 and len(set(uploaded)) == 4  # create(request) uploaded its video
     assert [b.pop("video_file_id") for b in bodies] == uploaded
     assert bodies[0] == bodies[1] == bodies[2] == bodies[3]

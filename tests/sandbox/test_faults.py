@@ -150,7 +150,11 @@ def test_initial_plan_from_config(sandbox_factory: Factory, stub: StubRenderer) 
 def test_bad_rules_are_refused(api: Api) -> None:
     with pytest.raises(ValueError):
         api.sb.admin.set_faults([{"endpoint": "x", "fault": {"kind": "explode"}}])
-    answer = httpx.post(api.sb.base_url + "/_sandbox/faults", json={"endpoint": "x"})
+    answer = httpx.post(
+        api.sb.base_url + "/_sandbox/faults",
+        json={"endpoint": "x"},
+        headers={"Authorization": f"Bearer {api.sb.admin_token}"},
+    )
     assert answer.status_code == 400
 
 

@@ -71,6 +71,9 @@ def test_admin_paths_answer_plain_json_or_nothing(
     api: Api, sandbox_factory: Factory, stub: StubRenderer
 ) -> None:
     answer = api.http.get("/_sandbox/nope")
+    assert answer.status_code == 401 and "error" in answer.json()  # no token: nothing told
+    auth = {"Authorization": f"Bearer {api.sb.admin_token}"}
+    answer = api.http.get("/_sandbox/nope", headers=auth)
     assert answer.status_code == 404 and "error" in answer.json()
     closed: Sandbox = sandbox_factory(renderer=stub, admin=False, data_dir=None)
     _error_envelope(httpx.get(closed.base_url + "/_sandbox/stats"), 404)

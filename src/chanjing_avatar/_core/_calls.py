@@ -20,8 +20,8 @@ from .._exceptions import (
 )
 from .._wire import PATH_ACCESS_TOKEN, PATH_RATE_BUCKET, TOKEN_HEADER, Code
 from ._context import Context
-from ._decisions import backoff, is_retryable, token_is_fresh
-from ._effects import Flow, Locked, Reply, Send, Sleep
+from ._decisions import backoff, is_retryable, retry_refused_token, token_is_fresh
+from ._effects import Flow, Reply, Send, Sleep, WithStoreLock
 from ._envelope import decode
 
 log = logging.getLogger("chanjing_avatar")
@@ -47,11 +47,11 @@ def token(ctx: Context, *, stale: str | None = None) -> Flow[str]:
             cache.token, cache.expire_in = stored.token, stored.expire_in
     if cache.token and cache.token != stale and token_is_fresh(cache.expire_in, ctx.wall()):
         return cache.token
-    result: str = yield Locked(_refresh_locked(ctx, stale))
+    result: str = yield WithStoreLock(_refresh_under_lock(ctx, stale))
     return result
 
 
-def _refresh_locked(ctx: Context, stale: str | None) -> Flow[str]:
+def _refresh_under_lock(ctx: Context, stale: str | None) -> Flow[str]:
     cache = ctx.cache
     stored = ctx.store.read()
     if (
@@ -112,7 +112,7 @@ class ApiCall:
 def call(ctx: Context, spec: ApiCall) -> Flow[Any]:
     """Send one API call and return the envelope's ``data``, retrying what is safe to retry."""
     access_token = yield from token(ctx)
-    auth_retried = False
+    refused: list[str] = []
     retries = 0
     while True:
         reply: Reply = yield Send(
@@ -128,10 +128,11 @@ def call(ctx: Context, spec: ApiCall) -> Flow[Any]:
         try:
             return decode(reply, spec.path)
         except AuthenticationError as e:
-            # Refused before processing: re-read the shared token or refresh, then retry once.
-            if auth_retried or e.code not in _AUTH_CODES:
+            # Refused before processing: re-read the shared token or refresh, then retry (again
+            # only while someone else keeps replacing the token; bounded).
+            if e.code not in _AUTH_CODES or not retry_refused_token(refused, access_token):
                 raise
-            auth_retried = True
+            refused.append(access_token)
             log.debug("token refused on %s; re-reading the shared token", spec.path)
             access_token = yield from token(ctx, stale=access_token)
             continue

@@ -15,7 +15,7 @@ class RetryPolicy:
     max_retries: int = 4
     base_s: float = 0.5
     cap_s: float = 20.0
-    # 40001: the window must roll over, so start higher.
+    # Rate limited (Code.RATE_LIMITED): the window must roll over, so start higher.
     rate_limited_base_s: float = 2.0
 
 
@@ -36,6 +36,18 @@ def is_retryable(error: ChanjingError) -> bool:
     if isinstance(error, TransportError):
         return error.http_status is None or error.http_status in GATEWAY_STATUSES
     return False
+
+
+# Tokens one call may try after refusals (10400/10401). Each refresh kills the previous token, so
+# while other processes (or the vendor's scripts) refresh too, the next token may be refused as
+# well: retry while each refused token is a new one, up to this many.
+AUTH_ATTEMPTS = 5
+
+
+def retry_refused_token(refused: list[str], token: str, limit: int = AUTH_ATTEMPTS) -> bool:
+    """After ``token`` was refused (``refused``: the tokens this call already had refused):
+    whether to get another one and retry. Never for the same token twice, never unbounded."""
+    return token not in refused and len(refused) + 1 < limit
 
 
 def token_is_fresh(expire_in: float, now: float, margin: float = TOKEN_REFRESH_MARGIN_S) -> bool:

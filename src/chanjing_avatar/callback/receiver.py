@@ -3,7 +3,10 @@
 The callback carries no signature, so the body is only a hint: the receiver takes the task id from
 it (enveloped ``{"code", "data": {...}}`` or bare ``{"id", ...}``), answers at once, and then
 confirms by fetching the task's detail itself. Only that fetched detail is acted on. Ids it was not
-told to watch are acknowledged and ignored, so a stranger cannot make it spend requests.
+told to watch are acknowledged and ignored, so a stranger cannot make it spend requests; with
+``watch_all`` confirmations are rate-limited instead. A task confirmed finished is remembered:
+replays of its notice are acknowledged without another fetch, and ``on_task`` sees each state of
+a task once.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +35,7 @@ OnTask = Callable[["Task"], Awaitable[None] | None]
 
 DEFAULT_MAX_BODY = 64 * 1024
 _OK = json.dumps({"code": 0, "msg": "success"}).encode()
+_REMEMBERED = 4096  # finished tasks (and last states shown) kept to recognise replays
 
 
 @dataclass
@@ -37,6 +43,8 @@ class ReceiverStats:
     received: int = 0  # well-formed notifications
     rejected: int = 0  # too large, not JSON, no id, wrong method
     ignored: int = 0  # ids not watched
+    replayed: int = 0  # notices for tasks already confirmed finished
+    throttled: int = 0  # refused (429) by the confirmation rate limit
     confirmed: int = 0  # details fetched after a notification
     confirm_errors: int = 0
 
@@ -56,8 +64,11 @@ def extract_task_id(body: Any) -> str | None:
 
 class CallbackReceiver:
     """ASGI app. ``confirm(task_id)`` fetches the real detail (e.g. ``client.lipsync.get``);
-    ``on_task`` receives that fetched task. Watch ids with :meth:`watch`; ``watch_all=True``
-    confirms any id (the fetch then shows whether the task is the account's own).
+    ``on_task`` receives that fetched task (each state of a task once). Watch ids with
+    :meth:`watch`; ``watch_all=True`` confirms any id (the fetch then shows whether the task is
+    the account's own), at most ``confirm_rate`` per second after a burst of ``confirm_burst``
+    (notices past that get 429, which a sender retries), so forged notices cannot spend the
+    account's detail quota.
     """
 
     def __init__(
@@ -69,6 +80,8 @@ class CallbackReceiver:
         path: str | None = None,
         watch_all: bool = False,
         max_pending: int = 256,
+        confirm_rate: float = 2.0,
+        confirm_burst: int = 20,
     ) -> None:
         self._confirm = confirm
         self._on_task = on_task
@@ -80,6 +93,9 @@ class CallbackReceiver:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._events: dict[str, asyncio.Event] = {}
+        self._shown: OrderedDict[str, int] = OrderedDict()  # task id -> last status acted on
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._bucket = _TokenBucket(confirm_rate, confirm_burst)
         self.stats = ReceiverStats()
 
     # -- the ids to act on ---------------------------------------------------------------------
@@ -125,9 +141,9 @@ class CallbackReceiver:
             return
         try:
             parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # huge numbers, deep nesting
             self.stats.rejected += 1
-            await _answer(send, 400, b'{"code":400,"msg":"not JSON"}')
+            await _answer(send, 400, b'{"code":400,"msg":"not JSON (or nested too deeply)"}')
             return
         task_id = extract_task_id(parsed)
         if task_id is None:
@@ -137,6 +153,18 @@ class CallbackReceiver:
         self.stats.received += 1
         if not self.is_watched(task_id):
             self.stats.ignored += 1
+        elif task_id in self._finished:
+            self.stats.replayed += 1
+        elif (
+            task_id not in self._watched
+            and task_id not in self._inflight
+            and not self._bucket.take(time.monotonic())
+        ):
+            self.stats.throttled += 1
+            await _answer(
+                send, 429, b'{"code":429,"msg":"too many callbacks"}', [(b"retry-after", b"1")]
+            )
+            return
         else:
             self._schedule(task_id)
         # The same answer either way: a sender learns nothing about which ids we watch.
@@ -191,15 +219,26 @@ class CallbackReceiver:
                     log.warning("could not confirm the callback for %s: %s", task_id, e)
                     return
                 self.stats.confirmed += 1
-                if task is not None and self._on_task is not None:
-                    result = self._on_task(task)
-                    if result is not None:
-                        await result
+                if task is not None and self._first_sight(task):
+                    if task.is_terminal:
+                        _remember(self._finished, task_id, None)
+                    if self._on_task is not None:
+                        result = self._on_task(task)
+                        if result is not None:
+                            await result
                 self.notified(task_id).set()
                 if task_id not in self._again:
                     return
         finally:
             self._inflight.pop(task_id, None)
+
+    def _first_sight(self, task: Task) -> bool:
+        """Whether this state of the task was not acted on yet (and note it)."""
+        status = int(task.status)
+        if self._shown.get(task.id) == status:
+            return False
+        _remember(self._shown, task.id, status)
+        return True
 
     async def drain(self) -> None:
         """Wait until every pending confirmation has finished."""
@@ -211,6 +250,32 @@ class CallbackReceiver:
             t.cancel()
         await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
         self._inflight.clear()
+
+
+def _remember(memory: OrderedDict[str, Any], key: str, value: Any) -> None:
+    memory[key] = value
+    memory.move_to_end(key)
+    while len(memory) > _REMEMBERED:
+        memory.popitem(last=False)
+
+
+class _TokenBucket:
+    """``rate`` takes per second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(max(1, burst))
+        self._tokens = self._burst
+        self._at: float | None = None
+
+    def take(self, now: float) -> bool:
+        if self._at is not None:
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -63,7 +63,9 @@ def main(argv: list[str]) -> int:
     try:
         from ..sandbox import Sandbox, SandboxConfig
 
-        sb = Sandbox(SandboxConfig(data_dir=data_dir, renderer=renderer))
+        # Single-user and on loopback: callbacks go to the user's own receiver here.
+        sb = Sandbox(SandboxConfig(data_dir=data_dir, renderer=renderer,
+                                   callback_allow_private=True))
     except Exception as e:  # a missing package or model, an unknown renderer name
         write_private(data_dir / ERROR_FILE, f"{type(e).__name__}: {e}")
         return 1

@@ -27,15 +27,25 @@ def _read_secret_from_stdin() -> str:
 
 
 def _write_credentials(directory: Path, app_id: str, secret_key: str,
-                       token: tuple[str, float] | None) -> Path:
-    """Replace credentials.json atomically (0600), under the lock the client uses for it."""
-    from .. import save_credentials
+                       token: tuple[str, float] | None, *, force: bool) -> tuple[Path, Path | None]:
+    """Replace credentials.json atomically (0600), under the lock the client uses for it;
+    (path, backup of another app's file replaced with --force)."""
+    from .. import CredentialsConflictError, write_credentials
 
-    return save_credentials(
-        app_id, secret_key, credentials_dir=directory,
-        access_token=None if token is None else token[0],
-        expire_in=None if token is None else token[1],
-    )
+    try:
+        saved = write_credentials(
+            directory, app_id, secret_key,
+            access_token=None if token is None else token[0],
+            expire_in=None if token is None else token[1],
+            force=force,
+        )
+    except CredentialsConflictError as e:
+        raise CliError(
+            f"{e.path} holds the keys of another app ({e.other_app_id}), whose programs would "
+            "then act as this one: replace it with --force (a backup is kept) or store these "
+            "keys elsewhere with --credentials-dir DIR"
+        ) from None
+    return saved.path, saved.backup
 
 
 @auth_app.command("set")
@@ -48,6 +58,10 @@ def auth_set(
         bool,
         typer.Option("--verify/--no-verify", help="Check the pair by getting a token first."),
     ] = True,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace a credentials file of another app (kept as .bak)."),
+    ] = False,
     base_url: BaseUrlOpt = None,
     credentials_dir: CredentialsDirOpt = None,
     json_: JsonOpt = False,
@@ -78,10 +92,12 @@ def auth_set(
         token: tuple[str, float] | None = None
         if verify:
             token = _fetch_token(app_id, secret, base_url)
-        path = _write_credentials(directory, app_id, secret, token)
+        path, backup = _write_credentials(directory, app_id, secret, token, force=force)
         s.out.result(
-            {"credentials_file": str(path), "app_id": app_id, "verified": verify},
-            f"saved {path}" + (" (verified)" if verify else ""),
+            {"credentials_file": str(path), "app_id": app_id, "verified": verify,
+             "backup": None if backup is None else str(backup)},
+            f"saved {path}" + (" (verified)" if verify else "")
+            + ("" if backup is None else f"; the other app's file is kept as {backup}"),
         )
 
 

@@ -80,7 +80,25 @@ def serve(
         float, typer.Option(help="Multiply the allowed requests per window.")
     ] = 1.0,
     admin: Annotated[
-        bool, typer.Option(help="Serve the admin endpoints under /_sandbox (faults, apps...).")
+        bool,
+        typer.Option(
+            help="Serve the admin endpoints under /_sandbox (faults, apps...); they take the "
+            "token printed at start (Authorization: Bearer ...)."
+        ),
+    ] = False,
+    admin_remote: Annotated[
+        bool,
+        typer.Option(
+            help="Allow --admin on a --host other than loopback (anyone who can reach the port "
+            "and has the token can then change the sandbox)."
+        ),
+    ] = False,
+    allow_private_callbacks: Annotated[
+        bool,
+        typer.Option(
+            help="POST task callbacks to loopback, private and link-local addresses too "
+            "(refused by default, so that tenants cannot reach this host's networks)."
+        ),
     ] = False,
     fault: Annotated[
         list[str] | None,
@@ -103,11 +121,15 @@ def serve(
     import logging
 
     from ..sandbox import FaultRule, Sandbox, SandboxConfig
+    from ..sandbox.admin_guard import is_loopback_host
 
     _check_port_free(host, port)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request URL at INFO, callback URLs with their query strings included.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     rules = [FaultRule.parse(_parse_fault(text)) for text in fault or []]
     config = SandboxConfig(
         data_dir=data_dir or default_data_dir(),
@@ -123,6 +145,8 @@ def serve(
         rate_limits_enabled=rate_limits,
         rate_limit_scale=rate_limit_scale,
         admin=admin,
+        admin_remote=admin_remote,
+        callback_allow_private=allow_private_callbacks,
         faults_enabled=bool(rules),
         faults=rules,
         fault_seed=fault_seed,
@@ -142,6 +166,7 @@ def serve(
                         "app_id": sb.app_id,
                         "secret_key": sb.secret_key,
                         "data_dir": str(config.data_dir),
+                        **({"admin_token": sb.admin_token} if admin else {}),
                     }
                 ),
                 nl=True,
@@ -153,9 +178,23 @@ def serve(
             typer.echo(f"  export CHANJING_OPENAPI_BASE_URL={sb.base_url}")
             if admin:
                 typer.echo(f"  admin:      {sb.base_url}/_sandbox/  (faults, apps, stats)")
+                typer.echo(f"  admin token: {sb.admin_token}  (Authorization: Bearer ...)")
             typer.echo("Ctrl-C stops it.")
         sys.stdout.flush()
 
+    if admin and not is_loopback_host(host):
+        if not admin_remote:
+            typer.echo(
+                f"error: --admin on --host {host} would let other machines change the sandbox; "
+                "bind 127.0.0.1, or add --admin-remote to allow it",
+                err=True,
+            )
+            raise typer.Exit(2)
+        typer.echo(
+            f"warning: admin endpoints reachable from other machines on {host} "
+            "(they still need the admin token)",
+            err=True,
+        )
     try:
         sandbox = Sandbox(config)
     except ValueError as e:  # an unknown renderer name

@@ -18,8 +18,15 @@ def _fault_json(spec: FaultSpec | None) -> dict[str, Any] | None:
 
 
 class SandboxAdmin:
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=base_url + ADMIN_PREFIX, timeout=timeout)
+    def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
+        self._http = httpx.Client(
+            base_url=base_url + ADMIN_PREFIX,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    def __repr__(self) -> str:
+        return f"SandboxAdmin({str(self._http.base_url)!r})"  # never the token
 
     def close(self) -> None:
         self._http.close()

@@ -24,8 +24,13 @@ _OBJECT_STORE_PREFIXES = (UPLOAD_PREFIX, RESULT_PREFIX, AUDITION_PREFIX)
 
 
 def create_app(
-    core: SandboxCore, signer: UploadSigner, faults: FaultInjector, stats: Stats
+    core: SandboxCore,
+    signer: UploadSigner,
+    faults: FaultInjector,
+    stats: Stats,
+    admin_token: str = "",
 ) -> FastAPI:
+    """``admin_token``: the bearer token the admin endpoints require (when they are served)."""
     app = FastAPI(
         title="chanjing-avatar sandbox",
         version=__version__,
@@ -69,7 +74,9 @@ def create_app(
         # server's log (Starlette re-raises after answering).
         return fail(Code.INTERNAL, CODE_MESSAGES[Code.INTERNAL], status=500)
 
-    app.add_middleware(SandboxMiddleware, core=core, faults=faults, stats=stats)
+    app.add_middleware(
+        SandboxMiddleware, core=core, faults=faults, stats=stats, admin_token=admin_token
+    )
     return app
 
 

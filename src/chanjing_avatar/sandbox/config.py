@@ -22,7 +22,8 @@ class CallbackPolicy:
     backoff_s: float = 1.0
     factor: float = 2.0
     timeout_s: float = 5.0
-    senders: int = 4  # callbacks in flight at once
+    connect_s: float = 2.0  # connecting gets at most this long (within timeout_s)
+    senders: int = 4  # callbacks in flight at once (at most half of them on one target)
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,26 @@ class SandboxConfig:
     upload_url_ttl_s: float = UPLOAD_URL_TTL_S  # real seconds
     max_upload_bytes: int = 8 * 1024**3
     max_json_bytes: int = 1024 * 1024
+    # Bounds on connections: a request head's bytes and header count and the real seconds a
+    # client may take to send it (431 / closed after), connections at once (more get 503),
+    # seconds an idle keep-alive connection is kept.
+    max_head_bytes: int = 64 * 1024
+    max_headers: int = 100
+    head_timeout_s: float = 10.0
+    max_connections: int = 1000
+    keep_alive_s: float = 5.0
     callback: CallbackPolicy = field(default_factory=CallbackPolicy)
+    # Callbacks to loopback, private and link-local addresses: refused unless allowed (for a
+    # receiver on this machine, as in tests and the single-user embedded mode).
+    callback_allow_private: bool = False
     faults_enabled: bool = False
     faults: Sequence[FaultRule] = ()
     fault_seed: int | None = None
     admin: bool = False  # serve the admin endpoints under /_sandbox
+    # The bearer token the admin endpoints require (made up at each start when not given).
+    admin_token: str | None = None
+    # Admin endpoints on a host other than loopback: refused unless explicitly allowed.
+    admin_remote: bool = False
     # A renderer instance or a name for render.get_renderer ("auto": the best available one).
     renderer: Renderer | str = "auto"
     public_url: str | None = None  # base of video_url etc. when behind a proxy

@@ -21,6 +21,7 @@ from .. import _wire
 from .._wire import Code, FileStatus, TaskStatus
 from ..render.base import Renderer, VoiceInfo
 from .blobs import BlobStore
+from .callback_targets import url_problem
 from .callbacks import CallbackSender
 from .clock import Clock
 from .config import SandboxConfig
@@ -34,6 +35,9 @@ log = logging.getLogger("chanjing_avatar.sandbox")
 
 PROBE = "probe"
 RENDER = "render"
+# Where a task's params keep the blob each file field named at create: uploads never overwrite
+# a blob, so what a task renders cannot change after it was created.
+BLOB_KEYS = {"video_file_id": "video_blob_key", "audio_file_id": "audio_blob_key"}
 
 
 class SandboxCore:
@@ -107,8 +111,19 @@ class SandboxCore:
         self.store.add_file(record)
         return record
 
-    def upload_finished(self, file_id: str, size: int, force_failure: bool) -> None:
+    def upload_blob_key(self, record: FileRecord) -> str:
+        """Where an upload to ``record`` writes: its own key the first time, a fresh one for a
+        re-upload, so that a blob a task uses is never overwritten."""
+        if record.uploaded_at is None:
+            return record.blob_key
+        stem = record.blob_key.rsplit(".", 1)[0].split("-", 1)[0]
+        return f"{stem}-{new_id()}.{_wire.file_extension(record.name)}"
+
+    def upload_finished(
+        self, file_id: str, size: int, force_failure: bool, blob_key: str | None = None
+    ) -> None:
         changes: dict[str, Any] = {
+            **({"blob_key": blob_key} if blob_key else {}),
             "bytes": size,
             "uploaded_at": self.clock.now(),
             "checked_status": None,
@@ -191,13 +206,15 @@ class SandboxCore:
             params = _wire.validate_create(body)
         except _wire.CreateFieldError as err:
             raise param_error(str(err)) from None
-        self._ready_file(
+        video = self._ready_file(
             app_id, params["video_file_id"], "video_file_id", _wire.SERVICE_LIP_SYNC_VIDEO
         )
+        params[BLOB_KEYS["video_file_id"]] = video.blob_key
         if params["audio_type"] == "audio":
-            self._ready_file(
+            audio = self._ready_file(
                 app_id, params["audio_file_id"], "audio_file_id", _wire.SERVICE_LIP_SYNC_AUDIO
             )
+            params[BLOB_KEYS["audio_file_id"]] = audio.blob_key
         else:
             voice_id = params["tts_config"]["audio_man_id"]
             if self.voice(voice_id) is None:
@@ -205,6 +222,15 @@ class SandboxCore:
                     f"tts_config.audio_man_id: unknown voice {voice_id[:64]!r}; "
                     "see list_common_audio"
                 )
+        problem = (
+            url_problem(
+                params.get("callback") or "", allow_private=self.config.callback_allow_private
+            )
+            if params.get("callback")
+            else ""
+        )
+        if problem:
+            raise param_error(f"callback: {problem}")
         task = TaskRecord(
             id=new_id(),
             app_id=app_id,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from .._wire import SERVICE_LIP_SYNC_AUDIO, SERVICE_LIP_SYNC_VIDEO, FileStatus, TaskStatus
 from ..render.base import AudioSpeech, RenderError, RenderJob, TtsSpeech
-from .core import SandboxCore
+from .core import BLOB_KEYS, SandboxCore
 from .envelope import envelope_body
 from .probing import probe_problem
 
@@ -114,18 +114,28 @@ def render_task(core: SandboxCore, task_id: str) -> None:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
+def used_blob(core: SandboxCore, params: dict[str, Any], field: str) -> str | None:
+    """The blob a task's file field named when the task was created (a later upload to the
+    same file writes another blob), or None when it is gone."""
+    key = params.get(BLOB_KEYS[field])
+    if not isinstance(key, str):  # a task created before blobs were pinned
+        record = core.store.get_file(params[field])
+        key = record.blob_key if record is not None else None
+    return key if key is not None and core.blobs.exists(key) else None
+
+
 def _build_job(
     core: SandboxCore, params: dict[str, Any], task_id: str, seed: int, work_dir: Path
 ) -> RenderJob | None:
-    video = core.store.get_file(params["video_file_id"])
-    if video is None or not core.blobs.exists(video.blob_key):
+    video_key = used_blob(core, params, "video_file_id")
+    if video_key is None:
         return None
     speech: TtsSpeech | AudioSpeech
     if params["audio_type"] == "audio":
-        audio = core.store.get_file(params["audio_file_id"])
-        if audio is None or not core.blobs.exists(audio.blob_key):
+        audio_key = used_blob(core, params, "audio_file_id")
+        if audio_key is None:
             return None
-        speech = AudioSpeech(core.blobs.path(audio.blob_key))
+        speech = AudioSpeech(core.blobs.path(audio_key))
     else:
         tts = params["tts_config"]
         speech = TtsSpeech(
@@ -136,7 +146,7 @@ def _build_job(
         )
     return RenderJob(
         task_id=task_id,
-        video_path=core.blobs.path(video.blob_key),
+        video_path=core.blobs.path(video_key),
         speech=speech,
         width=params["screen_width"],
         height=params["screen_height"],

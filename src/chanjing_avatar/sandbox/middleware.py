@@ -11,9 +11,10 @@ from typing import Any
 
 import anyio
 from starlette.requests import ClientDisconnect
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .admin_guard import admin_refusal
 from .core import SandboxCore
 from .endpoints import FAULTABLE, endpoint_key
 from .envelope import fail, gateway_page, xml_error
@@ -39,12 +40,18 @@ def request_fault(scope: Scope) -> Fault | None:
 
 class SandboxMiddleware:
     def __init__(
-        self, app: ASGIApp, core: SandboxCore, faults: FaultInjector, stats: Stats
+        self,
+        app: ASGIApp,
+        core: SandboxCore,
+        faults: FaultInjector,
+        stats: Stats,
+        admin_token: str = "",
     ) -> None:
         self.app = app
         self.core = core
         self.faults = faults
         self.stats = stats
+        self.admin_token = admin_token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and "//" in scope["path"]:
@@ -55,6 +62,13 @@ class SandboxMiddleware:
         endpoint = endpoint_key(scope["path"]) if scope["type"] == "http" else "other"
         if scope["type"] != "http" or endpoint == "admin":
             # The admin API is not counted: its callers read the counts through it.
+            refusal = admin_refusal(scope, self.core.config, self.admin_token)
+            if refusal is not None and self.core.config.admin:
+                status, message = refusal
+                headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                refused = JSONResponse({"error": message}, status_code=status, headers=headers)
+                await refused(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

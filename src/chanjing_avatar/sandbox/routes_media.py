@@ -48,6 +48,11 @@ async def upload(
     core = core_of(request)
     resource = f"/upload/{file_id}"
     signer: UploadSigner = request.app.state.signer
+    unknown = sorted(set(request.query_params) - {"Expires", "Signature"})
+    if unknown:
+        shown = ", ".join(name[:40] for name in unknown[:5])
+        message = f"Query parameters not covered by the signature: {shown}"
+        return xml_error(403, "AccessDenied", message, resource)
     params = {"Expires": expires or "", "Signature": signature or ""}
     rejection = signer.check(file_id, content_type or "", params, core.clock.now())
     if rejection is not None:
@@ -61,8 +66,9 @@ async def upload(
         return xml_error(
             400, "EntityTooLarge", f"Your proposed upload exceeds {limit} bytes", resource
         )
+    blob_key = core.upload_blob_key(record)
     try:
-        size = await core.blobs.put_stream(record.blob_key, request.stream(), limit)
+        size = await core.blobs.put_stream(blob_key, request.stream(), limit)
     except BlobTooLarge:
         return xml_error(
             400, "EntityTooLarge", f"Your proposed upload exceeds {limit} bytes", resource
@@ -71,7 +77,11 @@ async def upload(
         return xml_error(400, "IncompleteBody", "The request body ended early", resource)
     fault = request_fault(request.scope)
     await anyio.to_thread.run_sync(
-        core.upload_finished, file_id, size, fault is not None and fault.kind == "file_98"
+        core.upload_finished,
+        file_id,
+        size,
+        fault is not None and fault.kind == "file_98",
+        blob_key,
     )
     return Response(status_code=200, headers={"ETag": f'"{file_id}"'})
 

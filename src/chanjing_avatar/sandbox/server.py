@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
 from ..render.base import Renderer
 from .admin import SandboxAdmin
+from .admin_guard import is_loopback_host
 from .app import create_app
 from .blobs import LocalBlobStore
 from .callbacks import CallbackSender
@@ -28,6 +31,33 @@ from .stats import Stats
 from .store_sqlite import SqliteStore
 
 log = logging.getLogger("chanjing_avatar.sandbox")
+
+
+def private_folder(path: Path) -> None:
+    """Make ``path`` (and missing parents) with mode 0700; an existing one is narrowed to it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` 0600 before SQLite opens it (its -wal and -shm files take the same mode);
+    an existing one is narrowed to it."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            os.chmod(companion, 0o600)
+
+
+def _http_protocol(cfg: SandboxConfig) -> Any:
+    """httptools (the sandbox extra) with bounded request heads; else h11, which bounds their
+    size (``h11_max_incomplete_event_size``) but not the time taken to send them."""
+    try:
+        from .http_limits import HeadLimits, bounded_protocol
+    except ImportError:
+        return "h11"
+    return bounded_protocol(HeadLimits(cfg.max_head_bytes, cfg.max_headers, cfg.head_timeout_s))
 
 
 def resolve_renderer(choice: Renderer | str) -> Renderer:
@@ -57,8 +87,15 @@ class Sandbox:
 
     def _build(self) -> None:
         cfg = self.config
+        if cfg.admin and not cfg.admin_remote and not is_loopback_host(cfg.host):
+            raise ValueError(
+                f"the admin endpoints on {cfg.host} would be reachable from other machines: "
+                "bind a loopback address, or allow it explicitly (admin_remote / --admin-remote)"
+            )
+        self.admin_token = cfg.admin_token or new_secret()
         data_dir = Path(cfg.data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(data_dir)
+        private_file(data_dir / "sandbox.db")
         self.store = SqliteStore(data_dir / "sandbox.db")
         self.blobs = LocalBlobStore(data_dir / "blobs")
         self.stats = Stats()
@@ -66,7 +103,11 @@ class Sandbox:
         self.clock = Clock(Pacing(cfg.time_scale, cfg.file_sync_delay_s, cfg.task_min_duration_s))
         self.work = ThreadWorkQueue()
         self.callbacks = CallbackSender(
-            cfg.callback, self.clock.real, self._callback_outcome, journal=self.store
+            cfg.callback,
+            self.clock.real,
+            self._callback_outcome,
+            journal=self.store,
+            allow_private=cfg.callback_allow_private,
         )
         self.core = SandboxCore(
             cfg,
@@ -87,7 +128,7 @@ class Sandbox:
         for app_id, secret in cfg.extra_apps.items():
             self.store.add_app(app_id, secret)
         signer = UploadSigner(self._signing_key())
-        self.app = create_app(self.core, signer, self.faults, self.stats)
+        self.app = create_app(self.core, signer, self.faults, self.stats, self.admin_token)
 
     def _default_app(self) -> tuple[str, str]:
         """The given pair, or the one this data dir was first given (made up if none)."""
@@ -108,14 +149,19 @@ class Sandbox:
 
     def _callback_outcome(self, task_id: str, outcome: str) -> None:
         self.stats.request("callback")
-        self.stats.response("callback", outcome if outcome == "error" else f"http_{outcome}")
+        shown = outcome if outcome in ("error", "refused") else f"http_{outcome}"
+        self.stats.response("callback", shown)
 
     def _uvicorn(self) -> uvicorn.Server:
+        cfg = self.config
         config = uvicorn.Config(
             self.app,
-            host=self.config.host,
-            port=self.config.port,
-            http="auto",  # httptools when installed (the sandbox extra), else h11
+            host=cfg.host,
+            port=cfg.port,
+            http=_http_protocol(cfg),
+            h11_max_incomplete_event_size=cfg.max_head_bytes,
+            limit_concurrency=cfg.max_connections,
+            timeout_keep_alive=max(1, round(cfg.keep_alive_s)),
             lifespan="off",
             access_log=False,
             log_config=None,
@@ -187,7 +233,7 @@ class Sandbox:
         if not self.base_url:
             raise RuntimeError("the sandbox is not running")
         if self._admin is None:
-            self._admin = SandboxAdmin(self.base_url)
+            self._admin = SandboxAdmin(self.base_url, self.admin_token)
         return self._admin
 
     # Foreground.

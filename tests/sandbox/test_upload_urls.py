@@ -1,0 +1,47 @@
+"""Signed upload URLs: unknown query parameters are refused, and a re-upload never changes what
+a task already created renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from chanjing_avatar import _wire
+
+from .api import Api, tts_body
+from .conftest import VOICE
+from .stub import StubRenderer
+
+
+def test_unknown_query_parameters_get_403(api: Api) -> None:
+    info = api.upload_url("lip_sync_video", "a.mp4")
+    for extra in ("x-amz-acl=public-read", "Expires2=1", "response-content-type=text/html"):
+        put = httpx.put(
+            f"{info['sign_url']}&{extra}", content=b"x", headers={"Content-Type": "video/mp4"}
+        )
+        assert put.status_code == 403, (extra, put.text)
+        assert "<Code>AccessDenied</Code>" in put.text and "not covered" in put.text
+    detail = api.get(_wire.PATH_FILE_DETAIL, id=info["file_id"])
+    assert detail["data"]["msg"] == "waiting for the upload", detail
+
+
+def test_a_reupload_does_not_change_a_created_task(
+    api: Api, stub: StubRenderer, tiny_video: Path, tmp_path: Path
+) -> None:
+    info = api.upload_url("lip_sync_video", "v.mp4")
+    original = tiny_video.read_bytes()
+    put = httpx.put(info["sign_url"], content=original, headers={"Content-Type": "video/mp4"})
+    assert put.status_code == 200
+    assert api.wait_file(info["file_id"])["status"] == 1
+    stub.gate.clear()  # the task is created, then held before it renders
+    task_id = api.create(tts_body(info["file_id"], VOICE))
+    swapped = original[:-16] + b"\0" * 16
+    put = httpx.put(info["sign_url"], content=swapped, headers={"Content-Type": "video/mp4"})
+    assert put.status_code == 200  # the file itself may be replaced...
+    assert httpx.get(info["full_path"]).content == swapped
+    stub.gate.set()
+    done = api.wait_task(task_id)
+    assert done["status"] == 20
+    # ...but the task renders what it was created with.
+    assert httpx.get(done["video_url"]).content == original
