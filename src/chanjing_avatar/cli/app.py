@@ -16,6 +16,7 @@ from . import (
     files_cmd,
     local_cmd,
     make_cmd,
+    mcp_cmd,
     tasks_cmd,
     voices_cmd,
 )
@@ -81,6 +82,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(local_cmd.local_app, name="local")
 app.command("batch")(batch_cmd.batch)
 app.add_typer(callback_cmd.callback_app, name="callback")
+app.command("mcp")(mcp_cmd.mcp)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
