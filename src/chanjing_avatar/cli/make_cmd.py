@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
@@ -32,6 +34,7 @@ from ._create import (
 )
 from ._errors import CliError, ExitCode, describe, with_path
 from ._local import local_data_dir
+from ._present import ProgressTween
 from ._signals import terminate_as_interrupt
 
 if TYPE_CHECKING:
@@ -57,6 +60,9 @@ class StageView:
         self.stage: str | None = None
         self._progress: Any = None
         self._bars: dict[str, Any] = {}
+        self._tween = ProgressTween()
+        self._ticking = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __enter__(self) -> StageView:
         if self.s.out.stderr_tty:
@@ -80,8 +86,16 @@ class StageView:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._ticking.set()
+        if self._ticker is not None:
+            self._ticker.join()
         if self._progress is not None:
             self._progress.stop()
+
+    def _tick(self, bar: Any) -> None:
+        """Between polls, the generate bar moves on at the pace the task has shown."""
+        while not self._ticking.wait(0.25):
+            self._progress.update(bar, completed=self._tween.at(time.monotonic()))
 
     def _bar(self, stage: str) -> Any:
         if stage not in self._bars:
@@ -111,8 +125,14 @@ class StageView:
         elif ev.stage == "wait" and ev.task is not None:
             # Queued, then generating: the bar's label follows the task.
             label = "queued" if ev.task.status == TaskStatus.QUEUED else "generate"
-            self._progress.update(bar, completed=ev.task.progress, description=label,
-                                  info=status_name(ev.task.status))
+            if ev.task.status != TaskStatus.QUEUED:
+                self._tween.observe(time.monotonic(), ev.task.progress)
+            self._progress.update(bar, completed=self._tween.at(time.monotonic()),
+                                  description=label, info=status_name(ev.task.status))
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, args=(bar,), daemon=True,
+                                                name="generate-bar")
+                self._ticker.start()
 
 
 def _demo_video() -> Path:
