@@ -219,16 +219,19 @@ class Session:
     def sandbox(self) -> LocalServer:
         """The background local sandbox (found, or started once) that --local uses."""
         if self._sandbox is None:
+            import importlib.util
+
             from ._local import ensure, local_data_dir
 
-            try:
-                import chanjing_avatar.sandbox  # noqa: F401 - the extra is installed
-            except ImportError as e:
+            # The server runs in its own process: here, only whether it could (cheaply).
+            missing = [m for m in ("fastapi", "uvicorn", "av", "numpy")
+                       if importlib.util.find_spec(m) is None]
+            if missing:
                 raise CliError(
-                    f"--local needs the sandbox extra ({e.name or e}): "
+                    f"--local needs the sandbox extra ({', '.join(missing)}): "
                     "pip install 'chanjing-avatar[sandbox]' (or run scripts/setup)",
                     ExitCode.USAGE,
-                ) from None
+                )
             data_dir = local_data_dir()
             self._sandbox = ensure(data_dir, on_start=lambda: self.out.note(
                 f"starting the local sandbox in the background ({data_dir})"))
