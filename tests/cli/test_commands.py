@@ -462,3 +462,22 @@ def test_a_file_refused_by_the_content_check_is_bad_input_named_by_its_path(
         assert r.returncode == 2, (command, r.stderr)
         assert r.stderr == (f"error: {env.video} was refused by the server's content check; "
                             "use another file\n"), (command, r.stderr)
+
+
+def test_shared_options_before_or_after_the_command(env: Env, done_task: str,
+                                                     tmp_path: Path) -> None:
+    before = env.run("--json", "status", done_task)
+    after = env.run("status", done_task, "--json")
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert before.json() == after.json()
+    dead = "http://127.0.0.1:9"
+    r = env.run("--base-url", dead, "status", done_task)
+    assert r.returncode == 1 and dead in r.stderr, r.stderr  # given before: used
+    r = env.run("--base-url", dead, "status", done_task, "--base-url", env.base_url, "--json")
+    assert r.returncode == 0 and r.json()["id"] == done_task, r.stderr  # given after: wins
+    creds = tmp_path / "empty"
+    r = env.run("--credentials-dir", str(creds), "--verbose", "status", done_task,
+                env=env.environ(CHANJING_OPENAPI_CREDENTIALS_DIR=None))
+    assert r.returncode == 3 and "auth set" in r.stderr, r.stderr
+    r = env.run("--local", "local", "status")
+    assert r.returncode == 2 and "--local does not apply" in r.stderr, r.stderr
