@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import filelock
 
-from chanjing_avatar import ChanjingError, OutcomeUnknownError
+from chanjing_avatar import ChanjingError, LipSyncRequest, OutcomeUnknownError
 from chanjing_avatar._wire import SERVICE_LIP_SYNC_VIDEO
 from chanjing_avatar.batch import (
     Journal,
@@ -40,6 +40,7 @@ from chanjing_avatar.batch import (
     SpecChangedError,
     decide,
 )
+from chanjing_avatar.batch.journal import UNRESOLVED_CREATE
 from chanjing_avatar.batch.manifest import MediaRef
 from chanjing_avatar.batch.reconcile import estimate_offset
 
@@ -74,8 +75,14 @@ class CreateRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def row(self, key: str) -> Row:
-        return Row(id=key, line=0, video=self.video, text=self.text, voice_id=self.voice_id,
-                   audio=self.audio, options=dict(self.options))
+        def ref(m: MediaRef) -> str | Path:
+            return m.path if m.path is not None else str(m.file_id)
+
+        request = LipSyncRequest(
+            video=ref(self.video), text=self.text, voice_id=self.voice_id,
+            audio=ref(self.audio) if self.audio is not None else None, **self.options,
+        )
+        return Row(id=key, line=0, video=self.video, request=request, audio=self.audio)
 
 
 def media_ref(value: str, service: str) -> MediaRef:
@@ -135,7 +142,7 @@ class KeyedCreates:
         self.journal.close()
 
     def _unresolved(self) -> list[JournalRow]:
-        return [r for r in self.journal.rows() if r.state in RowState.UNRESOLVED_CREATE]
+        return [r for r in self.journal.rows() if r.state in UNRESOLVED_CREATE]
 
     def task_of(self, key: str) -> str | None:
         try:
@@ -240,7 +247,7 @@ class KeyedCreates:
             raise  # sent: left intended; the next call with the key settles it
         except BaseException as e:
             # The server refused (nothing was made), or this failed before sending.
-            journal.create_not_sent(key, str(e))
+            journal.create_refused(key, str(e))
             raise
         journal.created(key, task_id)
         await self._sample_clock(client, task_id)
@@ -282,7 +289,7 @@ class KeyedCreates:
         journal = self.journal
         while True:
             row = journal.row(key)
-            if row.state not in RowState.UNRESOLVED_CREATE:
+            if row.state not in UNRESOLVED_CREATE:
                 return row.task_id if row.state == RowState.CREATED else None
             sent_at, last_sent, settle = row.sent_at, row.last_sent_at, self.settle
             if sent_at is None:
