@@ -165,7 +165,7 @@ class LipSyncRequest:
             return validate_create(body, pending=pending)
         except CreateFieldError as e:
             field = "voice_id" if e.field == _VOICE else e.field
-            raise InvalidRequestError(str(e), field=field, endpoint=PATH_LIPSYNC_CREATE) from None
+            raise InvalidRequestError(str(e), field=field, endpoint=PATH_LIPSYNC_CREATE) from e
 
 
 def _file_ref(value: object, field: str) -> str | Path:

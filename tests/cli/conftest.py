@@ -11,11 +11,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import wave
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -34,10 +37,13 @@ SIGNED_QUERY = re.compile(r"(?:Signature|Expires|sig|token)=(?!\*\*\*)[^&\s\"']+
 
 
 class StubRenderer:
-    """Copies the driving video as the result; the text steers it: FAIL fails, SLOW takes ~4 s."""
+    """Copies the driving video as the result; the text steers it: FAIL fails, SLOW takes ~4 s,
+    FALLBACK with model 1 reports rendering with model 0, HOLD waits for :func:`holding` to end
+    (at most 60 s) before it starts."""
 
     name = "cli-test-stub"
     texts: ClassVar[dict[str, str]] = {}  # task id -> the text it was asked to speak
+    released: ClassVar[threading.Event] = threading.Event()
 
     def voices(self) -> list[object]:
         from chanjing_avatar.render.base import VoiceInfo
@@ -55,6 +61,8 @@ class StubRenderer:
         StubRenderer.texts[job.task_id] = text  # type: ignore[attr-defined]
         if "FAIL" in text:
             raise RenderError("the stub renderer was told to fail")
+        if "HOLD" in text:
+            StubRenderer.released.wait(60)
         steps = 20 if "SLOW" in text else 2
         for i in range(steps):
             progress(int(100 * i / steps))  # type: ignore[operator]
@@ -63,10 +71,24 @@ class StubRenderer:
         from PIL import Image
 
         Image.new("RGB", (16, 16), (200, 100, 50)).save(job.output_preview, "JPEG")  # type: ignore[attr-defined]
+        if "FALLBACK" in text and job.model == 1:  # type: ignore[attr-defined]
+            return RenderResult(duration_ms=1000, message="model 1 has no neural weights "
+                                "configured here; rendered with model 0")
         return RenderResult(duration_ms=1000)
 
     def audition(self, voice_id: str, out_path: Path) -> None:
         write_wav(out_path)
+
+
+@contextmanager
+def holding() -> Iterator[None]:
+    """Tasks whose text says HOLD stay generating (at 0 %) until the block ends: a task that is
+    surely still running when a command starts, however loaded the machine is."""
+    StubRenderer.released.clear()
+    try:
+        yield
+    finally:
+        StubRenderer.released.set()
 
 
 def write_wav(path: Path, seconds: float = 0.5) -> Path:
@@ -100,6 +122,41 @@ def write_mp4(path: Path, size: int = 128, frames: int = 10) -> Path:
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def default_signals() -> None:
+    """Each child's SIGINT and SIGTERM back to their defaults before exec: the suite may run as a
+    background job (`nohup … &` ignores SIGINT), and an ignored signal stays ignored in a child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def popen(cmd: Sequence[str], **kw: object) -> subprocess.Popen[str]:
+    """A child process (text pipes) that Ctrl-C and SIGTERM reach however the suite runs."""
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals, **kw)  # type: ignore[call-overload]
+
+
+def catches_sigint(proc: subprocess.Popen[str]) -> bool:
+    """The child has its SIGINT handler (Python installs it at start-up): a Ctrl-C sent before
+    that would kill it outright, which would test nothing."""
+    try:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(ln for ln in status.splitlines() if ln.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.fixture
+def as_background_job() -> Iterator[None]:
+    """This test runs as under `nohup … &`: SIGINT ignored in the test process (children inherit
+    that unless they are started with :func:`default_signals`)."""
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
 
 
 @dataclass
@@ -185,6 +242,7 @@ class Env:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, encoding="utf-8", input=input,
             timeout=timeout, env=env or self.environ(), cwd=cwd or self.home,
+            preexec_fn=default_signals,
         )
         r = Result(args, proc.returncode, proc.stdout, proc.stderr)
         self.check_output(r, allow_secret=allow_secret)

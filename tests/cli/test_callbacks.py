@@ -22,18 +22,22 @@ def _details(env: Env) -> int:
 
 
 def test_wait_ends_on_the_callback(env: Env, video_file_id: str, tmp_path: Path) -> None:
-    port = _free_port()
-    r = env.run("create", "--video-file-id", video_file_id, "--text", "SLOW", "--voice",
-                VOICE_EN, "--callback-url", f"http://127.0.0.1:{port}/cb")
-    assert r.returncode == 0, r.stderr
-    task_id = r.out
+    from .conftest import holding
 
-    # Not finished yet: download says what to do, and writes nothing.
-    out = tmp_path / "early.mp4"
-    r = env.run("download", task_id, "-o", str(out))
-    assert r.returncode == 2, r.stderr
-    assert "no video yet" in r.stderr and f"chanjing-avatar wait {task_id}" in r.stderr
-    assert not out.exists() and not list(tmp_path.glob(".*.part"))
+    port = _free_port()
+    with holding():
+        r = env.run("create", "--video-file-id", video_file_id, "--text", "HOLD SLOW",
+                    "--voice", VOICE_EN, "--callback-url", f"http://127.0.0.1:{port}/cb")
+        assert r.returncode == 0, r.stderr
+        task_id = r.out
+
+        # Not finished yet: download says what to do, and writes nothing.
+        out = tmp_path / "early.mp4"
+        r = env.run("download", task_id, "-o", str(out))
+        assert r.returncode == 2, r.stderr
+        assert "no video yet" in r.stderr and f"chanjing-avatar wait {task_id}" in r.stderr
+        assert not out.exists() and not list(tmp_path.glob(".*.part"))
+    # Released, it renders for ~4 s more.
 
     before = _details(env)
     started = time.monotonic()
@@ -49,14 +53,18 @@ def test_wait_ends_on_the_callback(env: Env, video_file_id: str, tmp_path: Path)
 
 def test_wait_without_a_callback_falls_back_to_the_safety_poll(env: Env,
                                                                video_file_id: str) -> None:
+    from .conftest import holding
+
     # Created without a callback URL: a "lost" callback. The safety poll still finishes the wait.
-    r = env.run("create", "--video-file-id", video_file_id, "--text", "SLOW", "--voice",
-                VOICE_EN)
-    assert r.returncode == 0, r.stderr
-    task_id = r.out
-    r = env.run("wait", task_id, "--callback-listen", "127.0.0.1:0", "--safety-poll", "0.1",
-                "--timeout", "0.5")
-    assert r.returncode == 4 and "may still finish" in r.stderr, r.stderr
+    with holding():
+        r = env.run("create", "--video-file-id", video_file_id, "--text", "HOLD SLOW",
+                    "--voice", VOICE_EN)
+        assert r.returncode == 0, r.stderr
+        task_id = r.out
+        r = env.run("wait", task_id, "--callback-listen", "127.0.0.1:0", "--safety-poll",
+                    "0.1", "--timeout", "0.5")
+        assert r.returncode == 4 and "may still finish" in r.stderr, r.stderr
+    # Released, it takes ~4 s more: the next wait polls more than once.
     before = _details(env)
     r = env.run("wait", task_id, "--callback-listen", "0", "--safety-poll", "1")
     assert r.returncode == 0 and "succeeded" in r.stdout, r.stderr

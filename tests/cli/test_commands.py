@@ -7,6 +7,8 @@ import stat
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import VOICE_EN, VOICE_ZH, Env, StubRenderer
 
 # -- auth ---------------------------------------------------------------------------------------
@@ -111,7 +113,19 @@ def test_create_unknown_voice_is_exit_2(env: Env, video_file_id: str) -> None:
     r = env.run("create", "--video-file-id", video_file_id, "--text", "hi",
                 "--voice", "f" * 32, "--verbose")
     assert r.returncode == 2, r.stderr
-    assert "detail:" in r.stderr  # --verbose adds a line, no secrets (checked by env.run)
+    assert "`chanjing-avatar voices`" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_unknown_voice_is_found_before_the_video_is_uploaded(env: Env, tmp_path: Path) -> None:
+    admin = env.sb.admin  # type: ignore[attr-defined]
+    uploads, creates = admin.count("upload"), admin.count("lipsync_create")
+    for command in (["create", "--video", str(env.video)],
+                    ["make", "--video", str(env.video), "-o", str(tmp_path / "o.mp4")]):
+        r = env.run(*command, "--text", "hi", "--voice", "f" * 32)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr == (f"error: --voice {'f' * 32}: no such voice; "
+                            "`chanjing-avatar voices` lists them\n")
+    assert admin.count("upload") == uploads and admin.count("lipsync_create") == creates
 
 
 def test_status_list_wait_download(env: Env, done_task: str, tmp_path: Path) -> None:
@@ -168,11 +182,17 @@ def test_billing_failure_is_exit_1(env: Env, video_file_id: str) -> None:
 
 
 def test_wait_timeout_is_exit_4(env: Env, video_file_id: str) -> None:
-    r = env.run("create", "--video-file-id", video_file_id, "--text", "SLOW", "--voice",
-                VOICE_EN)
+    from .conftest import holding
+
+    with holding():
+        r = env.run("create", "--video-file-id", video_file_id, "--text", "HOLD", "--voice",
+                    VOICE_EN)
+        assert r.returncode == 0, r.stderr
+        task_id = r.out
+        r = env.run("wait", task_id, "--timeout", "0.5")
+        assert r.returncode == 4 and "may still finish" in r.stderr, r.stderr
+    r = env.run("wait", task_id, "--timeout", "60")
     assert r.returncode == 0, r.stderr
-    r = env.run("wait", r.out, "--timeout", "0.5")
-    assert r.returncode == 4, r.stderr
 
 
 def test_make_timeout_is_exit_4_and_leaves_no_file(env: Env, tmp_path: Path) -> None:
@@ -295,19 +315,18 @@ def test_usage_errors_are_one_line_exit_2(env: Env) -> None:
     assert r.returncode == 0 and r.out.startswith("chanjing-avatar ")
 
 
+@pytest.mark.usefixtures("as_background_job")
 def test_ctrl_c_during_make_prints_the_resume_commands(env: Env, tmp_path: Path) -> None:
     import signal
-    import subprocess
     import time
 
-    from .conftest import CLI
+    from .conftest import CLI, popen
 
     out = tmp_path / "out.mp4"
     before = {t["id"] for t in env.sb.admin.tasks()}  # type: ignore[attr-defined]
-    proc = subprocess.Popen(
+    proc = popen(
         [str(CLI), "make", "--video", str(env.video), "--text", "SLOW", "--voice", VOICE_EN,
-         "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.environ(),
+         "-o", str(out)], env=env.environ(),
     )
     deadline = time.monotonic() + 60
     new: set[str] = set()
@@ -331,22 +350,19 @@ def test_ctrl_c_during_make_prints_the_resume_commands(env: Env, tmp_path: Path)
 def _interrupt_wait(env: Env, video_file_id: str, *extra: str) -> tuple[str, int, str, str]:
     """Ctrl-C a `wait` of a fresh SLOW task (~4 s) once the wait has asked for its detail."""
     import signal
-    import subprocess
     import time
 
-    from .conftest import CLI
+    from .conftest import CLI, catches_sigint, popen
 
     r = env.run("create", "--video-file-id", video_file_id, "--text", "SLOW", "--voice",
                 VOICE_EN)
     assert r.returncode == 0, r.stderr
     task_id = r.out
     before = env.sb.admin.count("lipsync_detail")  # type: ignore[attr-defined]
-    proc = subprocess.Popen(
-        [str(CLI), "wait", task_id, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.environ(),
-    )
+    proc = popen([str(CLI), "wait", task_id, *extra], env=env.environ())
     deadline = time.monotonic() + 30
-    while env.sb.admin.count("lipsync_detail") == before:  # type: ignore[attr-defined]
+    while (env.sb.admin.count("lipsync_detail") == before  # type: ignore[attr-defined]
+           or not catches_sigint(proc)):
         assert time.monotonic() < deadline and proc.poll() is None, "wait never started"
         time.sleep(0.05)
     time.sleep(0.2)
@@ -355,9 +371,113 @@ def _interrupt_wait(env: Env, video_file_id: str, *extra: str) -> tuple[str, int
     return task_id, proc.returncode, stdout, stderr
 
 
+@pytest.mark.usefixtures("as_background_job")
 def test_ctrl_c_during_wait_prints_the_resume_command(env: Env, video_file_id: str) -> None:
     for extra in ((), ("--callback-listen", "0")):
         task_id, code, stdout, stderr = _interrupt_wait(env, video_file_id, *extra)
         assert code == 130, (extra, stderr)
         assert stdout == "" and "Traceback" not in stderr, (extra, stderr)
         assert stderr.count("\n") == 1 and f"chanjing-avatar wait {task_id}" in stderr, stderr
+
+
+def test_a_model_1_task_rendered_with_model_0_is_a_warning(env: Env, video_file_id: str,
+                                                           tmp_path: Path) -> None:
+    r = env.run("create", "--video-file-id", video_file_id, "--text", "FALLBACK", "--voice",
+                VOICE_EN, "--model", "1")
+    assert r.returncode == 0, r.stderr
+    task_id = r.out
+    warning = f"warning: task {task_id}: model 1 has no neural weights"
+    for command in (["wait", task_id, "--timeout", "60"], ["status", task_id, "--json"]):
+        r = env.run(*command)
+        assert r.returncode == 0 and r.stderr.startswith(warning), (command, r.stderr)
+    r = env.run("make", "--video", str(env.video), "--text", "FALLBACK", "--voice", VOICE_EN,
+                "--model", "1", "-o", str(tmp_path / "m.mp4"))
+    assert r.returncode == 0 and r.stderr.startswith("warning: task "), r.stderr
+    assert "rendered with model 0" in r.stderr and r.stdout.startswith(str(tmp_path))
+
+
+def test_bad_filters_and_pages_are_errors_not_empty_results(env: Env, done_task: str) -> None:
+    for args, expected in (
+        (["voices", "--gender", "robot"], "--gender robot: no voice has it"),
+        (["voices", "--lang", "klingon"], "--lang klingon: no voice has it"),
+        (["wait", done_task, "--timeout", "-5"], "--timeout"),
+        (["list", "--page", "9999"], "--page 9999: no such page"),
+    ):
+        r = env.run(*args)
+        assert r.returncode == 2 and r.stdout == "", (args, r.stderr)
+        assert expected in r.stderr and r.stderr.count("\n") == 1, (args, r.stderr)
+    r = env.run("voices", "--lang", "zh", "--gender", "female", "--json")
+    assert r.returncode == 0 and r.json(), r.stderr
+
+
+def test_list_all_json_has_the_documented_keys(env: Env, done_task: str) -> None:
+    r = env.run("list", "--all", "--json")
+    assert r.returncode == 0, r.stderr
+    data = r.json()
+    assert set(data) == {"tasks", "page", "page_size", "total_count", "total_page"}, data  # type: ignore[arg-type]
+    assert done_task in {t["id"] for t in data["tasks"]}  # type: ignore[index]
+    assert data["total_count"] == len(data["tasks"])  # type: ignore[index,arg-type]
+
+
+def test_download_into_a_folder(env: Env, done_task: str, tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    r = env.run("download", done_task, "-o", f"{folder}/")  # made, like the library does
+    assert r.returncode == 0, r.stderr
+    assert (folder / f"{done_task}.mp4").stat().st_size > 0
+    r = env.run("download", done_task, "-o", str(folder), "--overwrite")  # an existing folder
+    assert r.returncode == 0 and r.out == str(folder / f"{done_task}.mp4"), r.stderr
+
+
+def test_sandbox_serve_bad_settings_are_one_line_and_exit_2(env: Env, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        data = str(tmp_path / "sb")
+        for args, expected in (
+            (["--port", str(port)], f"--port {port}: cannot listen on 127.0.0.1:{port}"),
+            (["--port", "70000"], "--port"),
+            (["--port", "0", "--renderer", "nope"], "--renderer: unknown renderer 'nope'"),
+        ):
+            r = env.run("sandbox", "serve", "--data-dir", data, *args, timeout=60)
+            assert r.returncode == 2 and r.stdout == "", (args, r.stderr)
+            assert r.stderr.startswith("error: ") and expected in r.stderr, (args, r.stderr)
+            assert r.stderr.count("\n") == 1, (args, r.stderr)
+
+
+def test_a_file_refused_by_the_content_check_is_bad_input_named_by_its_path(
+        env: Env, tmp_path: Path) -> None:
+    admin = env.sb.admin  # type: ignore[attr-defined]
+    for command in (["upload", str(env.video), "--service", "lip_sync_video"],
+                    ["create", "--video", str(env.video), "--text", "hi", "--voice", VOICE_EN],
+                    ["make", "--video", str(env.video), "--text", "hi", "--voice", VOICE_EN,
+                     "-o", str(tmp_path / "o.mp4")]):
+        admin.add_fault("upload", "file_98", times=1)
+        try:
+            r = env.run(*command)
+        finally:
+            admin.clear_faults()
+        assert r.returncode == 2, (command, r.stderr)
+        assert r.stderr == (f"error: {env.video} was refused by the server's content check; "
+                            "use another file\n"), (command, r.stderr)
+
+
+def test_shared_options_before_or_after_the_command(env: Env, done_task: str,
+                                                     tmp_path: Path) -> None:
+    before = env.run("--json", "status", done_task)
+    after = env.run("status", done_task, "--json")
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert before.json() == after.json()
+    dead = "http://127.0.0.1:9"
+    r = env.run("--base-url", dead, "status", done_task)
+    assert r.returncode == 1 and dead in r.stderr, r.stderr  # given before: used
+    r = env.run("--base-url", dead, "status", done_task, "--base-url", env.base_url, "--json")
+    assert r.returncode == 0 and r.json()["id"] == done_task, r.stderr  # given after: wins
+    creds = tmp_path / "empty"
+    r = env.run("--credentials-dir", str(creds), "--verbose", "status", done_task,
+                env=env.environ(CHANJING_OPENAPI_CREDENTIALS_DIR=None))
+    assert r.returncode == 3 and "auth set" in r.stderr, r.stderr
+    r = env.run("--local", "local", "status")
+    assert r.returncode == 2 and "--local does not apply" in r.stderr, r.stderr

@@ -22,21 +22,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import CLI, VOICE_EN, Env
+from .conftest import CLI, VOICE_EN, Env, default_signals
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def _default_signals() -> None:
-    # The suite may run under `nohup … &` (SIGINT ignored): the child gets the defaults back.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _start(env: Env, *args: str, environ: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=environ or env.environ(), cwd=env.home,
-                            preexec_fn=_default_signals)
+                            preexec_fn=default_signals)
 
 
 def _one_error_line(stderr: str) -> str:
@@ -177,6 +171,7 @@ def test_sigterm_during_wait_prints_the_resume_command(env: Env, video_file_id: 
 
 # -- Ctrl-C in upload and download ----------------------------------------------------------------
 
+@pytest.mark.usefixtures("as_background_job")
 def test_ctrl_c_during_upload_says_what_happened(env: Env) -> None:
     env.sb.admin.add_fault("upload", "delay:20", times=1)  # type: ignore[attr-defined]
     before = env.sb.admin.count("upload")  # type: ignore[attr-defined]
@@ -247,6 +242,7 @@ class _SlowStore:
         self.server.server_close()
 
 
+@pytest.mark.usefixtures("as_background_job")
 def test_ctrl_c_during_download_keeps_the_part_and_the_next_run_goes_on(tmp_path: Path) -> None:
     from batch.support import VOICE, FastRenderer, make_video
     from chanjing_avatar.sandbox import Sandbox, SandboxConfig
@@ -283,7 +279,7 @@ def test_ctrl_c_during_download_keeps_the_part_and_the_next_run_goes_on(tmp_path
             part = out.with_name(".video.mp4.part")
             proc = subprocess.Popen([str(CLI), "download", task_id, "-o", str(out)],
                                     env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, preexec_fn=_default_signals)
+                                    text=True, preexec_fn=default_signals)
             deadline = time.monotonic() + 30
             while not (part.exists() and part.stat().st_size >= 64 * 1024):
                 assert time.monotonic() < deadline and proc.poll() is None, "no bytes came"

@@ -95,3 +95,30 @@ def test_seed_script_with_a_python_that_lacks_the_package(env: Env) -> None:
                 allow_secret=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["mime_type"] == "audio/wav"
+
+
+def test_create_task_renders_at_the_source_video_size(env: Env, tmp_path: Path) -> None:
+    from .conftest import write_mp4
+
+    video = write_mp4(tmp_path / "small.mp4", size=96)
+    v = env.script("upload_file", "--service", "lip_sync_video", "--file", str(video))
+    assert v.returncode == 0, v.stderr
+    sized = {}
+    for extra in ((), ("--video", str(video)), ("--screen-width", "640", "--screen-height",
+                                                 "360")):
+        r = env.script("create_task", "--video-file-id", v.out, "--text", "hi",
+                       "--audio-man-id", VOICE_ZH, *extra)
+        assert r.returncode == 0, r.stderr
+        params = env.sb.store.get_task(r.out).params  # type: ignore[attr-defined]
+        sized[extra[:1]] = (params["screen_width"], params["screen_height"])
+    assert sized == {(): (96, 96), ("--video",): (96, 96), ("--screen-width",): (640, 360)}
+
+
+def test_seed_script_errors_name_only_their_own_settings(env: Env) -> None:
+    environ = env.environ(CHANJING_OPENAPI_BASE_URL="http://127.0.0.1:9")
+    r = env.script("poll_task", "--id", "0" * 32, env=environ)
+    assert r.returncode == 1 and r.stdout == "", r.stderr
+    assert "CHANJING_OPENAPI_BASE_URL" in r.stderr and "--base-url" not in r.stderr, r.stderr
+    for name in ("get_upload_url", "upload_file", "create_task", "poll_task"):
+        r = env.script(name, "--help")
+        assert r.returncode == 0 and "--base-url" not in r.stdout, (name, r.stdout)

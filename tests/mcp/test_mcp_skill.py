@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import subprocess
 import sys
 import unicodedata
 from pathlib import Path
@@ -142,13 +143,18 @@ async def test_snippet_command_starts_a_server(
         # The offline one runs the whole documented session: it must match docs/mcp.md.
         transcript = load_transcript()
         environ = path_env(transcript.local_env(tmp_path / "home"))
-        lines = await transcript.record(list(command), environ, tmp_path)
-        for line in lines:
-            env.check(line)
-        env.check((tmp_path / "server-stderr.log").read_text())
-        assert transcript.shape(lines) == transcript.shape(transcript.docs_block()), (
-            "docs/mcp.md's transcript is stale: run scripts/mcp_transcript.py")
-        await same_key_after_restart(command, environ, tmp_path, env)
+        try:
+            lines = await transcript.record(list(command), environ, tmp_path)
+            for line in lines:
+                env.check(line)
+            env.check((tmp_path / "server-stderr.log").read_text())
+            assert transcript.shape(lines) == transcript.shape(transcript.docs_block()), (
+                "docs/mcp.md's transcript is stale: run scripts/mcp_transcript.py")
+            await same_key_after_restart(command, environ, tmp_path, env)
+        finally:
+            # --local started the shared background sandbox: no process outlives the test.
+            subprocess.run([str(CLI), "local", "stop"], env=environ, capture_output=True,
+                           timeout=60, check=True)
         return
     home = env.home("snippet")
     params = StdioServerParameters(command=command[0], args=list(command[1:]),

@@ -6,13 +6,15 @@ uvicorn, av, numpy) load inside the command that needs them, so ``--help`` stays
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 import typer
 
@@ -21,6 +23,7 @@ from ._output import Output, register_secret, register_secret_source
 
 if TYPE_CHECKING:
     from .. import AsyncClient, Client
+    from ._local import LocalServer
 
 # -- options shared by the commands ----------------------------------------------------------------
 JsonOpt = Annotated[
@@ -34,7 +37,9 @@ LocalOpt = Annotated[
     bool,
     typer.Option(
         "--local",
-        help="Run an embedded sandbox in this process and use it: no account, no network.",
+        help="Use the local sandbox (no account, no network): started in the background by "
+        "the first --local command, shared by the next ones; `chanjing-avatar local stop` "
+        "stops it.",
     ),
 ]
 BaseUrlOpt = Annotated[
@@ -59,27 +64,117 @@ CredentialsDirOpt = Annotated[
 ]
 
 
-@dataclass
-class GlobalFlags:
-    """Flags given before the subcommand (``chanjing-avatar --json status ID``)."""
+@dataclass(frozen=True)
+class SessionOptions:
+    """The five options every command takes, before or after its name
+    (``chanjing-avatar --json status ID`` and ``chanjing-avatar status ID --json``)."""
 
     json: bool = False
     verbose: bool = False
+    local: bool = False
+    base_url: str | None = None
+    credentials_dir: Path | None = None
+
+    def merged(self, after: SessionOptions) -> SessionOptions:
+        """These (given before the command) with those given after it; a value given after wins."""
+        return SessionOptions(
+            json=self.json or after.json,
+            verbose=self.verbose or after.verbose,
+            local=self.local or after.local,
+            base_url=after.base_url if after.base_url is not None else self.base_url,
+            credentials_dir=(after.credentials_dir if after.credentials_dir is not None
+                             else self.credentials_dir),
+        )
 
 
-GLOBAL = GlobalFlags()
+# Parameter name -> (its option, its default): declared once, added to the root and the commands.
+_SHARED: dict[str, tuple[Any, Any]] = {
+    "json_": (JsonOpt, False),
+    "verbose": (VerboseOpt, False),
+    "local": (LocalOpt, False),
+    "base_url": (BaseUrlOpt, None),
+    "credentials_dir": (CredentialsDirOpt, None),
+}
+_FIELDS = {"json_": "json", "verbose": "verbose", "local": "local", "base_url": "base_url",
+           "credentials_dir": "credentials_dir"}
+_FLAGS = {"json_": "--json", "verbose": "--verbose", "local": "--local",
+          "base_url": "--base-url", "credentials_dir": "--credentials-dir"}
 
-ENV_LOCAL_DIR = "CHANJING_LOCAL_DIR"
-ENV_LOCAL_RENDERER = "CHANJING_LOCAL_RENDERER"
+R = TypeVar("R")
+P = ParamSpec("P")
 
 
-def local_data_dir() -> Path:
-    """Where ``--local`` keeps the embedded sandbox's state, so ids outlive one command."""
-    explicit = os.environ.get(ENV_LOCAL_DIR, "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
-    return Path(base) / "chanjing-avatar" / "local"
+def with_shared_options(
+    f: Callable[..., R], *, exclude: Collection[str] = ()
+) -> Callable[..., R]:
+    """``f(ctx, options, ...)`` as a typer command taking the shared options itself: they are
+    collected into one :class:`SessionOptions` (``options``); ``ctx`` is the click context."""
+    sig = inspect.signature(f, eval_str=True)
+    own = list(sig.parameters.values())[2:]
+    names = [n for n in _SHARED if n not in exclude]
+    params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
+    params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=_SHARED[n][0],
+                                 default=_SHARED[n][1]) for n in names]
+
+    @functools.wraps(f)
+    def command(ctx: typer.Context, **kwargs: Any) -> R:
+        given = SessionOptions(**{_FIELDS[n]: kwargs.pop(n) for n in names})
+        return f(ctx, given, **kwargs)
+
+    command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+def root_options(ctx: typer.Context | None = None) -> SessionOptions:
+    """The shared options given before the subcommand (defaults outside a command)."""
+    if ctx is None:
+        import importlib
+
+        # Recent typer vendors click as typer._click; older typer uses click itself.
+        try:
+            globals_ = importlib.import_module("typer._click.globals")
+        except ImportError:  # pragma: no cover
+            globals_ = importlib.import_module("click.globals")
+        ctx = globals_.get_current_context(silent=True)
+    found = ctx.find_object(SessionOptions) if ctx is not None else None
+    return found if isinstance(found, SessionOptions) else SessionOptions()
+
+
+def pass_session(
+    *, exclude: Collection[str] = ()
+) -> Callable[[Callable[Concatenate[Session, P], R]], Callable[..., R]]:
+    """The command receives the :class:`Session` built from the shared options (given before or
+    after its name) as its first argument; the session closes when the command ends.
+
+    ``exclude`` names options the command does not take; given before it, they are refused.
+    """
+
+    def decorate(f: Callable[Concatenate[Session, P], R]) -> Callable[..., R]:
+        def command(ctx: typer.Context, given: SessionOptions, /, *args: P.args,
+                    **kwargs: P.kwargs) -> R:
+            before = root_options(ctx)
+            for name in set(exclude) - {"json_", "verbose"}:  # output styles do no harm
+                if getattr(before, _FIELDS[name]) != getattr(SessionOptions(), _FIELDS[name]):
+                    raise CliError(f"{_FLAGS[name]} does not apply to `{ctx.command_path}`")
+            s = ctx.with_resource(Session(before.merged(given)))
+            route_library_logs(s.out)
+            return f(s, *args, **kwargs)
+
+        functools.update_wrapper(command, f)
+        del command.__wrapped__  # type: ignore[attr-defined]
+        # The signature typer reads: the command's own parameters after a context and options.
+        sig = inspect.signature(f, eval_str=True)
+        command.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=[
+                inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_ONLY),
+                inspect.Parameter("given", inspect.Parameter.POSITIONAL_ONLY),
+                *list(sig.parameters.values())[1:],
+            ])
+        return with_shared_options(command, exclude=exclude)
+
+    return decorate
 
 
 def route_library_logs(out: Output) -> None:
@@ -108,95 +203,39 @@ def route_library_logs(out: Output) -> None:
     log.propagate = False  # no lastResort handler printing to a pipe
 
 
-_stderr_quieted = False
-
-
-def _quiet_native_stderr() -> None:
-    """Keep the in-process renderer's native logs (TF Lite, absl) and warnings off our stderr.
-
-    File descriptor 2 goes to /dev/null; Python's ``sys.stderr`` keeps writing to the original
-    stream, so progress bars and the error line are unaffected.
-    """
-    global _stderr_quieted
-    if _stderr_quieted:
-        return
-    _stderr_quieted = True
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    # The server's own loggers (uvicorn) and any without a handler stay silent too.
-    logging.getLogger().addHandler(logging.NullHandler())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).addHandler(logging.NullHandler())
-        logging.getLogger(name).propagate = False
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("GLOG_minloglevel", "3")
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    except OSError:
-        return
-    sys.stderr = open(saved, "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
-                      buffering=1, closefd=True)
-
-
 class Session:
     """One command's output settings and, on demand, its client (remote or embedded sandbox)."""
 
-    def __init__(
-        self,
-        *,
-        json_: bool = False,
-        verbose: bool = False,
-        local: bool = False,
-        base_url: str | None = None,
-        credentials_dir: Path | None = None,
-    ) -> None:
-        self.out = Output(json_mode=json_ or GLOBAL.json, verbose=verbose or GLOBAL.verbose)
-        self.local = local
-        self.base_url = base_url
-        self.credentials_dir = credentials_dir
+    def __init__(self, options: SessionOptions) -> None:
+        self.options = options
+        self.out = Output(json_mode=options.json, verbose=options.verbose)
+        self.local = options.local
+        self.base_url = options.base_url
+        self.credentials_dir = options.credentials_dir
         self._stack = ExitStack()
-        self._sandbox: Any = None
-        route_library_logs(self.out)
+        self._sandbox: LocalServer | None = None
 
-    # -- the embedded sandbox --------------------------------------------------------------------
-    def sandbox(self) -> Any:
-        """Start (once) the embedded sandbox; stopped when the session closes."""
+    # -- the local sandbox ----------------------------------------------------------------------
+    def sandbox(self) -> LocalServer:
+        """The background local sandbox (found, or started once) that --local uses."""
         if self._sandbox is None:
-            try:
-                from ..sandbox import Sandbox, SandboxConfig
-            except ImportError as e:
+            import importlib.util
+
+            from ._local import ensure, local_data_dir
+
+            # The server runs in its own process: here, only whether it could (cheaply).
+            missing = [m for m in ("fastapi", "uvicorn", "av", "numpy")
+                       if importlib.util.find_spec(m) is None]
+            if missing:
                 raise CliError(
-                    f"--local needs the sandbox extra ({e.name or e}): "
+                    f"--local needs the sandbox extra ({', '.join(missing)}): "
                     "pip install 'chanjing-avatar[sandbox]' (or run scripts/setup)",
                     ExitCode.USAGE,
-                ) from None
+                )
             data_dir = local_data_dir()
-            data_dir.mkdir(parents=True, exist_ok=True)
-            if not self.out.verbose:
-                _quiet_native_stderr()
-            self.out.note(f"starting the local sandbox ({data_dir})")
-            # The renderer is the sandbox's choice unless the environment names one.
-            renderer = os.environ.get(ENV_LOCAL_RENDERER, "").strip()
-            # Single-user and on loopback: callbacks go to the user's own receiver here.
-            config = SandboxConfig(data_dir=data_dir, callback_allow_private=True)
-            if renderer:
-                config = replace(config, renderer=renderer)
-            from ..render.base import RenderError
-
-            try:
-                sb = self._stack.enter_context(Sandbox(config))
-            except RenderError as e:  # no renderer can run here (a missing package or model)
-                raise CliError(f"--local: {e}", ExitCode.FAILED) from None
-            except ValueError as e:  # an unknown renderer name
-                raise CliError(f"{ENV_LOCAL_RENDERER}: {e}", ExitCode.USAGE) from None
-            register_secret(sb.secret_key)
-            self._sandbox = sb
+            self._sandbox = ensure(data_dir, on_start=lambda: self.out.note(
+                f"starting the local sandbox in the background ({data_dir})"))
+            register_secret(self._sandbox.secret_key)
         return self._sandbox
 
     # -- the client ------------------------------------------------------------------------------
@@ -206,10 +245,8 @@ class Session:
 
         if self.local:
             sb = self.sandbox()
-            cdir = local_data_dir() / "client"
-            client = Client(
-                sb.app_id, sb.secret_key, base_url=sb.base_url, credentials_dir=cdir
-            )
+            client = Client(sb.app_id, sb.secret_key, base_url=sb.base_url,
+                            credentials_dir=sb.data_dir / "client")
         else:
             self.check_credentials_file()
             client = Client(base_url=self.base_url, credentials_dir=self.credentials_dir)
@@ -225,7 +262,7 @@ class Session:
         if self.local:
             sb = self.sandbox()
             client = AsyncClient(sb.app_id, sb.secret_key, base_url=sb.base_url,
-                                 credentials_dir=local_data_dir() / "client")
+                                 credentials_dir=sb.data_dir / "client")
         else:
             self.check_credentials_file()
             client = AsyncClient(base_url=self.base_url, credentials_dir=self.credentials_dir)
@@ -284,12 +321,15 @@ def _stored_secrets(path: Path) -> list[str]:
 
 
 @contextmanager
-def session(**kwargs: Any) -> Iterator[Session]:
-    s = Session(**kwargs)
-    try:
+def session(*, json_: bool = False, verbose: bool = False, local: bool = False,
+            base_url: str | None = None, credentials_dir: Path | None = None) -> Iterator[Session]:
+    """A session for a command that takes the shared options itself (prefer ``pass_session``)."""
+    options = root_options().merged(SessionOptions(json=json_, verbose=verbose, local=local,
+                                                   base_url=base_url,
+                                                   credentials_dir=credentials_dir))
+    with Session(options) as s:
+        route_library_logs(s.out)
         yield s
-    finally:
-        s.close()
 
 
 def read_text_arg(text: str | None, text_file: Path | None) -> str | None:

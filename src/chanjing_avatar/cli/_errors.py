@@ -35,6 +35,18 @@ class CliError(Exception):
 
 
 @dataclass(frozen=True)
+class Hints:
+    """How an error line points to the fix: the command's own options, never others'."""
+
+    base_url: str = "--base-url, CHANJING_OPENAPI_BASE_URL"
+    overwrite: str = "use --overwrite to replace it"
+    report: str = "run again with --verbose and report it"
+
+
+CLI_HINTS = Hints()
+
+
+@dataclass(frozen=True)
 class Failure:
     code: ExitCode
     message: str  # one line: what went wrong and what to do
@@ -80,7 +92,7 @@ def with_path(exc: OSError, path: object) -> OSError:
     return exc
 
 
-def describe(exc: BaseException) -> Failure:
+def describe(exc: BaseException, hints: Hints = CLI_HINTS) -> Failure:
     """How the CLI reports ``exc``: exit code, one line, optional detail."""
     ClickException, UsageError = _click_exceptions()
 
@@ -96,11 +108,11 @@ def describe(exc: BaseException) -> Failure:
         return Failure(ExitCode.USAGE, _one_line(_click_message(exc)) + hint)
     if isinstance(exc, ClickException):
         return Failure(ExitCode.USAGE, _one_line(_click_message(exc)))
-    failure = _describe_client_error(exc)
+    failure = _describe_client_error(exc, hints)
     if failure is not None:
         return failure
     if isinstance(exc, FileExistsError) and exc.filename:
-        return Failure(ExitCode.USAGE, f"{exc.filename} exists; use --overwrite to replace it")
+        return Failure(ExitCode.USAGE, f"{exc.filename} exists; {hints.overwrite}")
     if isinstance(exc, FileNotFoundError):
         return Failure(ExitCode.USAGE, f"no such file: {exc.filename}")
     if isinstance(exc, IsADirectoryError):
@@ -116,11 +128,11 @@ def describe(exc: BaseException) -> Failure:
     return Failure(
         ExitCode.FAILED,
         f"unexpected error ({type(exc).__name__}): {_one_line(str(exc)) or 'no message'}; "
-        "run again with --verbose and report it",
+        f"{hints.report}",
     )
 
 
-def _describe_client_error(exc: BaseException) -> Failure | None:
+def _describe_client_error(exc: BaseException, hints: Hints) -> Failure | None:
     import chanjing_avatar as E
 
     if not isinstance(exc, E.ChanjingError):
@@ -179,7 +191,7 @@ def _describe_client_error(exc: BaseException) -> Failure | None:
         where = CONTEXT.get("base_url") or "the base URL"
         return Failure(
             ExitCode.FAILED,
-            f"{msg}; check the network and {where} (--base-url, CHANJING_OPENAPI_BASE_URL)",
+            f"{msg}; check the network and {where} ({hints.base_url})",
             detail + status,
         )
     return Failure(ExitCode.FAILED, msg, detail)

@@ -138,9 +138,13 @@ class Output:
         if self.verbose:
             self.note(text)
 
-    def warn(self, text: str) -> None:
+    def warn(self, text: str, *, always: bool = False) -> None:
+        """A warning on a terminal's stderr; ``always``: on any stderr (it is about the result)."""
         if self.stderr_tty:
             self.err_console.print("warning: " + scrub(text), style="yellow", markup=False)
+        elif always:
+            sys.stderr.write("warning: " + " ".join(scrub(text).split()) + "\n")
+            sys.stderr.flush()
 
     def error(self, text: str) -> None:
         """The one error line (always printed, terminal or not)."""

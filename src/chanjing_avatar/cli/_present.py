@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .._wire import CODE_MESSAGES, Code, TaskStatus
 from ._output import redact_url
 
 if TYPE_CHECKING:
     from .. import FileDetail, Task, Voice
 
-STATUS_NAMES = {0: "queued", 10: "generating", 20: "succeeded", 30: "failed"}
+STATUS_NAMES: dict[int, str] = {TaskStatus.QUEUED: "queued", TaskStatus.GENERATING: "generating",
+                TaskStatus.SUCCEEDED: "succeeded", TaskStatus.FAILED: "failed"}
 
 
 def status_name(status: int) -> str:
@@ -23,6 +25,45 @@ def _iso(value: datetime | None) -> str | None:
 
 def _url(value: str | None) -> str | None:
     return redact_url(value) if value else None
+
+
+class ProgressTween:
+    """A task's progress as a bar shows it between polls: the last reported value moved on along
+    the line through the reports since it was first seen generating, never backwards and never
+    past 99 (the finish is the server's to report). Pure: the caller gives the times."""
+
+    CAP = 99.0
+
+    def __init__(self) -> None:
+        self._first: tuple[float, int] | None = None
+        self._last: tuple[float, int] | None = None
+        self._shown = 0.0
+
+    def observe(self, now: float, progress: int) -> None:
+        if self._last is not None and progress < self._last[1]:  # started over
+            self._first, self._shown = None, 0.0
+        if self._first is None:
+            self._first = (now, progress)
+        self._last = (now, progress)
+        self._shown = max(self._shown, float(progress))
+
+    def at(self, now: float) -> float:
+        if self._first is None or self._last is None:
+            return self._shown
+        (t0, p0), (t1, p1) = self._first, self._last
+        if p1 >= 100:
+            return 100.0
+        if t1 > t0 and p1 > p0:
+            estimate = p1 + (p1 - p0) / (t1 - t0) * (now - t1)
+            self._shown = max(self._shown, min(estimate, self.CAP))
+        return self._shown
+
+
+def task_notice(task: Task) -> str | None:
+    """What a succeeded task says beyond "success" (a model 1 task rendered with model 0)."""
+    if task.status != TaskStatus.SUCCEEDED or not task.msg:
+        return None
+    return None if task.msg == CODE_MESSAGES[Code.SUCCESS] else f"task {task.id}: {task.msg}"
 
 
 def task_dict(task: Task) -> dict[str, Any]:

@@ -14,12 +14,13 @@ from . import (
     batch_cmd,
     callback_cmd,
     files_cmd,
+    local_cmd,
     make_cmd,
     mcp_cmd,
     tasks_cmd,
     voices_cmd,
 )
-from ._common import GLOBAL
+from ._common import SessionOptions, with_shared_options
 from ._errors import ExitCode, describe
 from ._output import Output
 from .sandbox_cmd import sandbox_app
@@ -50,22 +51,22 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
-    json_: Annotated[
-        bool, typer.Option("--json", help="Print results as JSON on stdout (for scripts).")
-    ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="More detail in errors (never secrets).")
-    ] = False,
+    ctx: typer.Context,
+    options: SessionOptions,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    """Lip-synced avatar videos with Chanjing's Open API (or the local sandbox)."""
-    GLOBAL.json = json_
-    GLOBAL.verbose = verbose
+    """Lip-synced avatar videos with Chanjing's Open API (or the local sandbox).
+
+    The shared options (--json, --verbose, --local, --base-url, --credentials-dir) go before
+    or after the command's name."""
+    ctx.obj = options
+
+
+app.callback()(with_shared_options(_root))
 
 
 app.add_typer(auth_cmd.auth_app, name="auth")
@@ -78,6 +79,7 @@ app.command("wait")(tasks_cmd.wait)
 app.command("download")(tasks_cmd.download)
 app.command("make")(make_cmd.make)
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(local_cmd.local_app, name="local")
 app.command("batch")(batch_cmd.batch)
 app.add_typer(callback_cmd.callback_app, name="callback")
 app.command("mcp")(mcp_cmd.mcp)

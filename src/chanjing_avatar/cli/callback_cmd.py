@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._common import BaseUrlOpt, CredentialsDirOpt, LocalOpt, VerboseOpt
+from ._common import Session, pass_session
 
 if TYPE_CHECKING:
     from .. import Task
@@ -15,7 +15,9 @@ callback_app = typer.Typer(help="Receive the API's task callbacks.", no_args_is_
 
 
 @callback_app.command()
+@pass_session(exclude=("json_",))
 def serve(
+    s: Session,
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default; "
                                       "put a TLS proxy in front for the internet).")] =
     "127.0.0.1",
@@ -28,10 +30,6 @@ def serve(
     ] = None,
     max_body: Annotated[int, typer.Option("--max-body", help="Largest body accepted (bytes).")]
     = 64 * 1024,
-    local: LocalOpt = False,
-    base_url: BaseUrlOpt = None,
-    credentials_dir: CredentialsDirOpt = None,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Serve the receiver until Ctrl-C. Each confirmed task is printed as one JSON line."""
     import asyncio
@@ -39,44 +37,39 @@ def serve(
     import json
     import sys
 
-    from ._common import session
+    async def main() -> None:
+        from ..callback import CallbackReceiver, ReceiverServer, is_loopback
+        from ._callbacks import start_server
 
-    with session(verbose=verbose, local=local, base_url=base_url,
-                 credentials_dir=credentials_dir) as s:
+        client = s.async_client()
 
-        async def main() -> None:
-            from ..callback import CallbackReceiver, ReceiverServer, is_loopback
-            from ._callbacks import start_server
+        async def confirm(task_id: str) -> Task:
+            return await client.lipsync.get(task_id)
 
-            client = s.async_client()
+        def on_task(task: Task) -> None:
+            line = {"id": task.id, "status": int(task.status), "progress": task.progress,
+                    "msg": task.msg, "video_url": task.video_url}
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
 
-            async def confirm(task_id: str) -> Task:
-                return await client.lipsync.get(task_id)
+        receiver = CallbackReceiver(confirm, on_task=on_task, max_body=max_body,
+                                    path=path, watch_all=not watch)
+        if watch:
+            receiver.watch(watch)
+        if not is_loopback(host):
+            s.out.warn(f"listening on {host}: reachable from other machines")
+        server = ReceiverServer(receiver, host=host, port=port)
+        try:
+            await start_server(server, "--host/--port")
+        except BaseException:
+            await client.aclose()
+            raise
+        s.out.note(f"callback receiver on {server.url} (Ctrl-C to stop)")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+            await client.aclose()
 
-            def on_task(task: Task) -> None:
-                line = {"id": task.id, "status": int(task.status), "progress": task.progress,
-                        "msg": task.msg, "video_url": task.video_url}
-                sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
-                sys.stdout.flush()
-
-            receiver = CallbackReceiver(confirm, on_task=on_task, max_body=max_body,
-                                        path=path, watch_all=not watch)
-            if watch:
-                receiver.watch(watch)
-            if not is_loopback(host):
-                s.out.warn(f"listening on {host}: reachable from other machines")
-            server = ReceiverServer(receiver, host=host, port=port)
-            try:
-                await start_server(server, "--host/--port")
-            except BaseException:
-                await client.aclose()
-                raise
-            s.out.note(f"callback receiver on {server.url} (Ctrl-C to stop)")
-            try:
-                await asyncio.Event().wait()
-            finally:
-                await server.stop()
-                await client.aclose()
-
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(main())
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

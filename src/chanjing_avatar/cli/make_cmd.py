@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import typer
 
 from ._callbacks import CallbackListenOpt, Listen, SafetyPollOpt
-from ._common import (
-    BaseUrlOpt,
-    CredentialsDirOpt,
-    JsonOpt,
-    LocalOpt,
-    Session,
-    VerboseOpt,
-    local_data_dir,
-    require_file,
-    session,
-)
-from ._errors import CliError, ExitCode, describe, with_path
-from ._signals import terminate_as_interrupt
-from .tasks_cmd import (
+from ._common import Session, pass_session, require_file
+from ._create import (
     BackwayOpt,
     CallbackOpt,
+    CreateOptions,
     DriveModeOpt,
     HeightOpt,
     ModelOpt,
     OverwriteOpt,
     PitchOpt,
-    Speech,
     SpeedOpt,
     TextFileOpt,
     TextOpt,
@@ -38,15 +29,18 @@ from .tasks_cmd import (
     VolumeOpt,
     WidthOpt,
     check_output,
-    create_options,
-    precheck,
+    choose_voice,
     resume_hint,
 )
+from ._errors import CliError, ExitCode, describe, with_path
+from ._local import local_data_dir
+from ._present import ProgressTween
+from ._signals import terminate_as_interrupt
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .. import MakeEvent, MakeResult
+    from .. import LipSyncRequest, MakeEvent, MakeResult
 
 
 class StageView:
@@ -66,6 +60,9 @@ class StageView:
         self.stage: str | None = None
         self._progress: Any = None
         self._bars: dict[str, Any] = {}
+        self._tween = ProgressTween()
+        self._ticking = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __enter__(self) -> StageView:
         if self.s.out.stderr_tty:
@@ -89,8 +86,16 @@ class StageView:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._ticking.set()
+        if self._ticker is not None:
+            self._ticker.join()
         if self._progress is not None:
             self._progress.stop()
+
+    def _tick(self, bar: Any) -> None:
+        """Between polls, the generate bar moves on at the pace the task has shown."""
+        while not self._ticking.wait(0.25):
+            self._progress.update(bar, completed=self._tween.at(time.monotonic()))
 
     def _bar(self, stage: str) -> Any:
         if stage not in self._bars:
@@ -99,6 +104,7 @@ class StageView:
         return self._bars[stage]
 
     def __call__(self, ev: MakeEvent) -> None:
+        from .._wire import TaskStatus
         from ._present import human_size, status_name
 
         self.stage = ev.stage
@@ -118,9 +124,15 @@ class StageView:
             self._progress.update(bar, total=1, completed=1 if ev.task else 0, info=info)
         elif ev.stage == "wait" and ev.task is not None:
             # Queued, then generating: the bar's label follows the task.
-            label = "queued" if int(ev.task.status) == 0 else "generate"
-            self._progress.update(bar, completed=ev.task.progress, description=label,
-                                  info=status_name(ev.task.status))
+            label = "queued" if ev.task.status == TaskStatus.QUEUED else "generate"
+            if ev.task.status != TaskStatus.QUEUED:
+                self._tween.observe(time.monotonic(), ev.task.progress)
+            self._progress.update(bar, completed=self._tween.at(time.monotonic()),
+                                  description=label, info=status_name(ev.task.status))
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, args=(bar,), daemon=True,
+                                                name="generate-bar")
+                self._ticker.start()
 
 
 def _demo_video() -> Path:
@@ -141,7 +153,9 @@ def _demo_video() -> Path:
     return path
 
 
+@pass_session()
 def make(
+    s: Session,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to save the video (e.g. out.mp4).",
                            show_default=False)
@@ -174,11 +188,6 @@ def make(
     safety_poll: SafetyPollOpt = None,
     timeout: TimeoutOpt = 1800,
     overwrite: OverwriteOpt = False,
-    local: LocalOpt = False,
-    base_url: BaseUrlOpt = None,
-    credentials_dir: CredentialsDirOpt = None,
-    json_: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """The whole job: upload, create, wait, download; ends with the path, duration and size.
 
@@ -186,72 +195,74 @@ def make(
     With --callback-listen, the task's callback (sent to --callback-url, or to the listen
     address) ends the wait at once, and polling slows to a safety net.
     """
-    from .. import ChanjingError, TaskFailedError
+    from .. import ChanjingError, ContentRejectedError, TaskFailedError
     from .._wire import VIDEO_EXTENSIONS
-    from ._present import human_size
+    from ._present import human_size, task_notice
+    from .files_cmd import content_rejected
 
     check_output(output, overwrite)
-    if video is None and not local:
+    if video is None and not s.local:
         raise CliError("give --video FILE (or use --local for a demo face)")
     if video is not None:
         require_file(video, "video", VIDEO_EXTENSIONS)
-    speech = Speech(text=text, text_file=text_file, voice=voice, speed=speed, pitch=pitch,
-                    audio=audio, audio_file_id=None, voice_optional=local)
     listen = Listen.from_options(callback_listen, safety_poll, callback)
-    options = create_options(width, height, backway, drive_mode, model, volume, callback)
-    precheck(speech, options)
-    options = {k: v for k, v in options.items() if v is not None}
-    with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
-                 credentials_dir=credentials_dir) as s:
-        if video is None:
-            s.out.note("no --video: making a demo face video")
-            video = _demo_video()
-        # The sync client picks a voice (--local) and makes the video without a receiver.
-        client = s.client()
-        speech.pick_voice(client, s.out)
-        view = StageView(s)
-        tts_options = {"speed": speech.speed, "pitch": speech.pitch} if speech.is_tts else {}
-        kwargs: dict[str, Any] = dict(
-            video=video, output=output, text=speech.text, voice_id=speech.voice,
-            audio=speech.audio, on_event=view, overwrite=overwrite, timeout=timeout,
-            **tts_options, **options,
-        )
-        try:
-            with terminate_as_interrupt(), view:
-                if listen is None:
-                    result = client.lipsync.make(**kwargs)
-                else:
-                    result = _make_with_receiver(s, listen, kwargs)
-        except KeyboardInterrupt:
-            if view.task_id is None:
-                raise CliError("interrupted before a task was created; nothing to resume",
-                               ExitCode.INTERRUPTED) from None
-            raise CliError(f"interrupted; {resume_hint(view.task_id, local, output, overwrite)}",
+    options = CreateOptions(text, text_file, voice, speed, pitch, width, height, backway,
+                            drive_mode, model, volume, callback)
+    # Checked with a stand-in for the demo video, which is made only once all else is right.
+    request = options.request(video or Path("demo-face.mp4"), audio, voice_optional=s.local)
+    if video is None:
+        s.out.note("no --video: making a demo face video")
+        request = dataclasses.replace(request, video=_demo_video())
+    # The sync client checks the voice (or picks one, --local) and makes the video without a
+    # receiver.
+    client = s.client()
+    request = choose_voice(request, client, s.out, s.local)
+    view = StageView(s)
+    try:
+        with terminate_as_interrupt(), view:
+            if listen is None:
+                result = client.lipsync.make(request, output=output, on_event=view,
+                                             overwrite=overwrite, timeout=timeout)
+            else:
+                result = _make_with_receiver(s, listen, request, output=output, on_event=view,
+                                             overwrite=overwrite, timeout=timeout)
+    except KeyboardInterrupt:
+        if view.task_id is None:
+            raise CliError("interrupted before a task was created; nothing to resume",
                            ExitCode.INTERRUPTED) from None
-        except (OSError, ChanjingError) as e:
-            if view.task_id is None or isinstance(e, TaskFailedError):
-                raise
-            # The task exists and is paid for: whatever went wrong, say how to get the video.
-            failure = describe(with_path(e, output) if isinstance(e, OSError) else e)
-            hint = resume_hint(view.task_id, local, output, overwrite, running=False)
-            raise CliError(f"{failure.message}; task {view.task_id} was created: {hint}",
-                           failure.code) from None
-        task = result.task
-        size = result.download.bytes
-        duration = task.duration
-        data = {
-            "path": str(result.download.path),
-            "bytes": size,
-            "duration": duration,
-            "task_id": task.id,
-            "video_file_id": result.video_file_id,
-            "audio_file_id": result.audio_file_id,
-        }
-        dur = f"{duration:.1f} s" if duration is not None else "unknown duration"
-        s.out.result(data, f"{result.download.path} ({dur}, {human_size(size)})")
+        raise CliError(f"interrupted; {resume_hint(view.task_id, s.local, output, overwrite)}",
+                       ExitCode.INTERRUPTED) from None
+    except (OSError, ChanjingError) as e:
+        refused = {"upload_video": request.video_path, "upload_audio": request.audio_path}
+        if isinstance(e, ContentRejectedError) and refused.get(view.stage or "") is not None:
+            raise content_rejected(refused[view.stage or ""] or output) from None
+        if view.task_id is None or isinstance(e, TaskFailedError):
+            raise
+        # The task exists and is paid for: whatever went wrong, say how to get the video.
+        failure = describe(with_path(e, output) if isinstance(e, OSError) else e)
+        hint = resume_hint(view.task_id, s.local, output, overwrite, running=False)
+        raise CliError(f"{failure.message}; task {view.task_id} was created: {hint}",
+                       failure.code) from None
+    task = result.task
+    notice = task_notice(task)
+    if notice:
+        s.out.warn(notice, always=True)
+    size = result.download.bytes
+    duration = task.duration
+    data = {
+        "path": str(result.download.path),
+        "bytes": size,
+        "duration": duration,
+        "task_id": task.id,
+        "video_file_id": result.video_file_id,
+        "audio_file_id": result.audio_file_id,
+    }
+    dur = f"{duration:.1f} s" if duration is not None else "unknown duration"
+    s.out.result(data, f"{result.download.path} ({dur}, {human_size(size)})")
 
 
-def _make_with_receiver(s: Session, listen: Listen, kwargs: dict[str, Any]) -> MakeResult:
+def _make_with_receiver(s: Session, listen: Listen, request: LipSyncRequest,
+                        **kwargs: Any) -> MakeResult:
     """``lipsync.make`` (async) with the callback receiver running: the task is created with
     the callback URL, and the wait ends at a confirmed callback (or the safety-net poll)."""
     import asyncio
@@ -259,14 +270,11 @@ def _make_with_receiver(s: Session, listen: Listen, kwargs: dict[str, Any]) -> M
     from .. import Task
     from ._callbacks import running_receiver, wait_for_task
 
-    kwargs = dict(kwargs)
-    given_url = kwargs.pop("callback", None)
-
     async def main() -> MakeResult:
         client = s.async_client()
         try:
             async with running_receiver(client, listen, s.out) as server:
-                url = listen.callback_url(s.out, server.url, given_url, client.base_url)
+                url = listen.callback_url(s.out, server.url, request.callback, client.base_url)
 
                 async def waiter(task_id: str, *, timeout: float,
                                  on_progress: Callable[[Task], None] | None) -> Task:
@@ -274,7 +282,8 @@ def _make_with_receiver(s: Session, listen: Listen, kwargs: dict[str, Any]) -> M
                                                timeout=timeout, safety_poll=listen.safety_poll,
                                                on_progress=on_progress)
 
-                return await client.lipsync.make(**kwargs, callback=url, waiter=waiter)
+                return await client.lipsync.make(dataclasses.replace(request, callback=url),
+                                                 **kwargs, waiter=waiter)
         finally:
             await client.aclose()
 

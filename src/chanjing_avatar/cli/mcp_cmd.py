@@ -59,8 +59,9 @@ def mcp(
             "pip install 'chanjing-avatar[mcp]' (or run scripts/setup)",
             ExitCode.USAGE,
         ) from None
-    from ._common import local_data_dir, session
+    from ._common import session
     from ._errors import describe
+    from ._local import local_data_dir
 
     with session(verbose=verbose, local=local, base_url=base_url,
                  credentials_dir=credentials_dir) as s:

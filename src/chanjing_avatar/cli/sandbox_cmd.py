@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ._errors import CliError, ExitCode
+
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
 
@@ -89,7 +91,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8848,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8848,
     data_dir: Annotated[
         Path | None,
         typer.Option(help="State folder (default: ~/.local/share/chanjing-avatar/sandbox)."),
@@ -165,6 +167,7 @@ def serve(
     from ..sandbox import FaultRule, Sandbox, SandboxConfig
     from ..sandbox.admin_guard import is_loopback_host
 
+    _check_port_free(host, port)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -199,9 +202,9 @@ def serve(
         s3_endpoint_url=s3_endpoint,
         s3_public_endpoint_url=s3_public_endpoint,
     )
-    from ._common import GLOBAL
+    from ._common import root_options
 
-    as_json = json_out or GLOBAL.json
+    as_json = json_out or root_options().json
 
     def ready(sb: Sandbox) -> None:
         if as_json:
@@ -247,7 +250,13 @@ def serve(
         sandbox = Sandbox(config)
     except BackendUnavailable as err:
         raise _open_failed(err) from None
-    sandbox.serve(on_ready=ready)
+    except ValueError as e:  # an unknown renderer name
+        raise CliError(f"--renderer: {e}") from None
+    try:
+        sandbox.serve(on_ready=ready)
+    except SystemExit:  # the server could not start (it logged why)
+        raise CliError(f"the sandbox could not listen on {host}:{port}; see the line above",
+                       ExitCode.USAGE) from None
 
 
 @sandbox_app.command()
@@ -348,3 +357,24 @@ def migrate(store: StoreOption = None) -> None:
     except BackendUnavailable as err:
         raise _open_failed(err) from None
     typer.echo(f"applied: {', '.join(applied)}" if applied else "the schema is up to date")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A busy port is one line and exit 2 before the server starts (it would log and exit)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise CliError(f"--host {host}: {e.strerror or e}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise CliError(f"--port {port}: cannot listen on {host}:{port} "
+                           f"({e.strerror or e}); choose another port, or --port 0 for any "
+                           "free one") from None

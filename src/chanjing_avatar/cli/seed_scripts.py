@@ -9,10 +9,12 @@ on stderr with a non-zero exit (the CLI's codes), the same credentials file and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from .. import Client
@@ -34,7 +36,7 @@ def _client() -> Client:
 def _run(prog: str, body: Callable[[], str]) -> int:
     """Print ``body()``'s line, or one error line with the CLI's exit code."""
     from ._common import route_library_logs
-    from ._errors import describe
+    from ._errors import Hints, describe
     from ._output import Output, scrub
 
     route_library_logs(Output())  # like the CLI: library logs on a terminal's stderr only
@@ -44,7 +46,9 @@ def _run(prog: str, body: Callable[[], str]) -> int:
         sys.stderr.write(f"{prog}: interrupted\n")
         return 130
     except Exception as exc:
-        failure = describe(exc)
+        # The scripts' own settings: no --base-url, --overwrite or --verbose here.
+        failure = describe(exc, Hints(base_url="CHANJING_OPENAPI_BASE_URL",
+                                      overwrite="choose another path", report="report it"))
         sys.stderr.write(f"{prog}: error: {' '.join(scrub(failure.message).split())}\n")
         return int(failure.code)
     sys.stdout.write(line + "\n")
@@ -92,7 +96,10 @@ def upload_file(argv: Sequence[str] | None = None) -> int:
 
     def body() -> str:
         with _client() as c:
-            return c.files.upload(args.file, args.service, timeout=args.timeout).id
+            file_id = c.files.upload(args.file, args.service, timeout=args.timeout).id
+        if args.service == "lip_sync_video":
+            _remember_upload(file_id, Path(args.file))
+        return file_id
 
     return _run(p.prog, body)
 
@@ -106,8 +113,13 @@ def create_task(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=1.0, help="0.5-2, default 1")
     p.add_argument("--pitch", type=float, default=1.0, help="default 1")
     p.add_argument("--audio-file-id", help="file_id of the uploaded audio (audio driven)")
-    p.add_argument("--screen-width", type=int, help="default 1080")
-    p.add_argument("--screen-height", type=int, help="default 1920")
+    p.add_argument("--screen-width", type=int,
+                   help="output width (default: the video's own, else 1080)")
+    p.add_argument("--screen-height", type=int,
+                   help="output height (default: the video's own, else 1920)")
+    p.add_argument("--video", metavar="FILE",
+                   help="the uploaded video's local copy, for its size (default: the file "
+                   "upload_file sent, if unchanged)")
     p.add_argument("--backway", type=int, default=1, help="1 loop, 2 back and forth")
     p.add_argument("--drive-mode", default="", help='"" normal or "random"')
     p.add_argument("--model", type=int, default=0, help="0 basic, 1 high quality")
@@ -122,24 +134,78 @@ def create_task(argv: Sequence[str] | None = None) -> int:
         p.error("--audio-man-id is required with --text")
 
     def body() -> str:
+        from .. import LipSyncRequest
+
+        request = LipSyncRequest(
+            video=args.video_file_id, text=args.text, voice_id=args.audio_man_id,
+            speed=args.speed, pitch=args.pitch, audio=args.audio_file_id,
+            screen_width=args.screen_width, screen_height=args.screen_height,
+            backway=args.backway, drive_mode=args.drive_mode, model=args.model,
+            volume=args.volume, callback=args.callback,
+        )
+        copy = _local_copy(args.video_file_id, args.video)
+        if copy is not None:
+            # The output takes the source video's own size, as the CLI's create does.
+            request = dataclasses.replace(request, video=copy).with_file_ids(
+                video_file_id=args.video_file_id)
         with _client() as c:
-            return c.lipsync.create(
-                video_file_id=args.video_file_id,
-                text=args.text,
-                voice_id=args.audio_man_id,
-                speed=args.speed,
-                pitch=args.pitch,
-                audio_file_id=args.audio_file_id,
-                screen_width=args.screen_width,
-                screen_height=args.screen_height,
-                backway=args.backway,
-                drive_mode=args.drive_mode,
-                model=args.model,
-                volume=args.volume,
-                callback=args.callback,
-            )
+            return c.lipsync.create(request)
 
     return _run(p.prog, body)
+
+
+_UPLOADS_FILE = "uploads.json"  # beside credentials.json: file id -> the local file uploaded
+_UPLOADS_KEPT = 200
+
+
+def _uploads_path() -> Path:
+    from .. import resolve_credentials_dir
+
+    return Path(resolve_credentials_dir(None).value or ".") / _UPLOADS_FILE
+
+
+def _read_uploads() -> dict[str, Any]:
+    try:
+        data = json.loads(_uploads_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember_upload(file_id: str, path: Path) -> None:
+    """Which local file ``file_id`` was uploaded from, for ``create_task``'s default size."""
+    import os
+    import tempfile
+
+    st = path.stat()
+    uploads = _read_uploads()
+    uploads[file_id] = {"path": str(path.resolve()), "bytes": st.st_size, "mtime": st.st_mtime}
+    uploads = dict(list(uploads.items())[-_UPLOADS_KEPT:])
+    target = _uploads_path()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".uploads-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(uploads, f)
+        os.replace(tmp, target)
+    except OSError:
+        pass  # only a default size is lost
+
+
+def _local_copy(file_id: str, given: str | None) -> Path | None:
+    """The uploaded video's local copy: ``given``, else the file ``upload_file`` sent, if it is
+    still there unchanged."""
+    if given is not None:
+        return Path(given)
+    entry = _read_uploads().get(file_id)
+    if not isinstance(entry, dict):
+        return None
+    path = Path(str(entry.get("path")))
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return path if (st.st_size, st.st_mtime) == (entry.get("bytes"), entry.get("mtime")) else None
 
 
 def poll_task(argv: Sequence[str] | None = None) -> int:
