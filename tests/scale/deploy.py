@@ -126,6 +126,7 @@ class Deployment:
             "--rate-limit-scale",
             "100",
             "--admin",
+            "--allow-private-callbacks",  # the test receivers listen on loopback
             "--data-dir",
             str(self.folder / f"api-{len(self.procs)}"),
             *self.api_args,
@@ -142,6 +143,7 @@ class Deployment:
             "passthrough",
             "--concurrency",
             "2",
+            "--allow-private-callbacks",
             "--data-dir",
             str(self.folder / f"worker-{len(self.procs)}"),
             *self.worker_args,

@@ -12,7 +12,7 @@ import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from .._wire import Code
 
@@ -27,17 +27,7 @@ FaultKind = Literal[
     "file_98",
     "task_failure",
 ]
-FAULT_KINDS: tuple[FaultKind, ...] = (
-    "code",
-    "http",
-    "drop",
-    "delay",
-    "delay_after",
-    "drop_after",
-    "invalidate_token",
-    "file_98",
-    "task_failure",
-)
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 BILLING_FAILURE_MSG = "余额不足 (insufficient balance)"
 
 
