@@ -126,6 +126,7 @@ class Deployment:
             "--rate-limit-scale",
             "100",
             "--admin",
+            "--admin-remote",  # replicas may listen on a test network's address
             "--allow-private-callbacks",  # the test receivers listen on loopback
             "--data-dir",
             str(self.folder / f"api-{len(self.procs)}"),
