@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
-import wave
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from media_maker import make_video, make_wav
 
 if TYPE_CHECKING:
     from chanjing_avatar.sandbox import Sandbox, SandboxConfig
@@ -77,49 +76,14 @@ def sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
     return sandbox_factory()
 
 
-def write_test_video(path: Path, seconds: float = 1.0, size: int = 64, fps: int = 25) -> Path:
-    """A small H.264 mp4 with a moving gradient (no audio)."""
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps))
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(round(seconds * fps)):
-            img = np.zeros((size, size, 3), dtype=np.uint8)
-            img[:, :, 0] = (np.arange(size) * 4 + i * 8) % 256
-            img[:, :, 1] = 128
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
-def write_test_wav(path: Path, seconds: float = 1.0, rate: int = 16_000) -> Path:
-    """A mono 16-bit WAV tone."""
-    frames = bytearray()
-    for n in range(round(seconds * rate)):
-        value = int(8000 * math.sin(2 * math.pi * 440 * n / rate))
-        frames += value.to_bytes(2, "little", signed=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(bytes(frames))
-    return path
-
-
 @pytest.fixture(scope="session")
 def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1-second 64×64 mp4."""
     pytest.importorskip("av", reason="needs PyAV (the sandbox extra) to make a test video")
-    return write_test_video(tmp_path_factory.mktemp("media") / "tiny.mp4")
+    return make_video(tmp_path_factory.mktemp("media") / "tiny.mp4")
 
 
 @pytest.fixture(scope="session")
 def tiny_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1.5-second WAV."""
-    return write_test_wav(tmp_path_factory.mktemp("media") / "tiny.wav", seconds=1.5)
+    return make_wav(tmp_path_factory.mktemp("media") / "tiny.wav", seconds=1.5)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import math
-import struct
 import time
-import wave
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ import httpx
 from chanjing_avatar._config import RateLimits
 from chanjing_avatar._wire import RateLimit
 from chanjing_avatar.render.base import RenderJob, RenderResult, VoiceInfo
+from media_maker import make_video, make_wav
 
 VOICE = "a" * 32
 
@@ -44,34 +42,6 @@ class FastRenderer:
 
     def audition(self, voice_id: str, out_path: Path) -> None:
         make_wav(out_path, 0.1)
-
-
-def make_video(path: Path, shade: int = 0, *, width: int = 64, height: int = 64) -> Path:
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(3):
-            img = np.full((height, width, 3), (shade * 40 + i * 20) % 255, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
-def make_wav(path: Path, seconds: float = 0.3, rate: int = 8000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(
-            struct.pack("<h", int(8000 * math.sin(2 * math.pi * 220 * i / rate)))
-            for i in range(int(seconds * rate))
-        ))
-    return path
 
 
 # Limits scaled down: the same shape as the documented ones, a fraction of the periods.

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+
+from media_maker import make_video as write_mp4
+from media_maker import make_wav as write_wav
 
 REPO = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(sys.executable).parent
@@ -89,39 +91,6 @@ def holding() -> Iterator[None]:
         yield
     finally:
         StubRenderer.released.set()
-
-
-def write_wav(path: Path, seconds: float = 0.5) -> Path:
-    import math
-
-    rate = 16000
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        frames = bytearray()
-        for i in range(int(rate * seconds)):
-            v = int(8000 * math.sin(2 * math.pi * 440 * i / rate))
-            frames += v.to_bytes(2, "little", signed=True)
-        w.writeframes(bytes(frames))
-    return path
-
-
-def write_mp4(path: Path, size: int = 128, frames: int = 10) -> Path:
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            img = np.full((size, size, 3), (i * 20) % 255, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 def default_signals() -> None:

@@ -100,7 +100,7 @@ def test_seed_script_with_a_python_that_lacks_the_package(env: Env) -> None:
 def test_create_task_renders_at_the_source_video_size(env: Env, tmp_path: Path) -> None:
     from .conftest import write_mp4
 
-    video = write_mp4(tmp_path / "small.mp4", size=96)
+    video = write_mp4(tmp_path / "small.mp4", 96)
     v = env.script("upload_file", "--service", "lip_sync_video", "--file", str(video))
     assert v.returncode == 0, v.stderr
     sized = {}

@@ -9,19 +9,19 @@ import pytest
 from chanjing_avatar.sandbox import Sandbox
 
 from .api import Api
-from .stub import VOICES, StubRenderer
+from .stub import VOICES, FakeRenderer, stub_renderer
 
 VOICE = VOICES[0].id
 Factory = Callable[..., Sandbox]
 
 
 @pytest.fixture
-def stub() -> StubRenderer:
-    return StubRenderer()
+def stub() -> FakeRenderer:
+    return stub_renderer()
 
 
 @pytest.fixture
-def stub_sandbox(sandbox_factory: Factory, stub: StubRenderer) -> Sandbox:
+def stub_sandbox(sandbox_factory: Factory, stub: FakeRenderer) -> Sandbox:
     return sandbox_factory(renderer=stub)
 
 

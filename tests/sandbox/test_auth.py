@@ -11,7 +11,7 @@ from chanjing_avatar.sandbox import Sandbox
 
 from .api import Api, envelope
 from .conftest import Factory
-from .stub import StubRenderer
+from .stub import FakeRenderer
 
 
 def test_token_is_a_day_ahead_and_works(api: Api) -> None:
@@ -70,7 +70,7 @@ def test_malformed_bodies_are_400(stub_sandbox: Sandbox) -> None:
     assert envelope(httpx.post(url, content=huge))["code"] == 400
 
 
-def test_short_token_ttl_expires(sandbox_factory: Factory, stub: StubRenderer) -> None:
+def test_short_token_ttl_expires(sandbox_factory: Factory, stub: FakeRenderer) -> None:
     sb: Sandbox = sandbox_factory(renderer=stub, token_ttl_s=1.0)
     client = Api(sb)
     client.login()
@@ -81,7 +81,7 @@ def test_short_token_ttl_expires(sandbox_factory: Factory, stub: StubRenderer) -
 
 
 def test_extra_apps_and_admin_apps_have_their_own_tokens(
-    sandbox_factory: Factory, stub: StubRenderer
+    sandbox_factory: Factory, stub: FakeRenderer
 ) -> None:
     sb: Sandbox = sandbox_factory(
         renderer=stub,

@@ -13,7 +13,7 @@ from chanjing_avatar.sandbox import CallbackPolicy
 from .api import Api, tts_body
 from .conftest import VOICE, Factory
 from .receiver import Receiver
-from .stub import StubRenderer
+from .stub import stub_renderer
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_pending_retries_survive_a_restart(sandbox_factory: Factory, tiny_video:
     # A backoff long enough that the sandbox stops while the second attempt is still waiting.
     policy = CallbackPolicy(attempts=3, backoff_s=1.0, factor=1.0, timeout_s=2.0)
     try:
-        sb = sandbox_factory(renderer=StubRenderer(), callback=policy)
+        sb = sandbox_factory(renderer=stub_renderer(), callback=policy)
         client = Api(sb)
         client.login()
         video = client.ready_file("lip_sync_video", tiny_video)
@@ -99,7 +99,7 @@ def test_pending_retries_survive_a_restart(sandbox_factory: Factory, tiny_video:
         sb.stop()
         assert len(receiver.bodies) == 1
 
-        sb2 = sandbox_factory(renderer=StubRenderer(), callback=policy)
+        sb2 = sandbox_factory(renderer=stub_renderer(), callback=policy)
         second, third = receiver.wait(3)[1:]
         # The same callback carried on: its trace, this run's URLs, the backoff and the count of
         # attempts kept (3 in all, not 1 + 3).

@@ -17,7 +17,7 @@ from chanjing_avatar.sandbox.faults import FaultInjector
 
 from .api import Api, tts_body
 from .conftest import VOICE, Factory
-from .stub import StubRenderer
+from .stub import FakeRenderer
 
 
 def _detail(api: Api) -> httpx.Response:
@@ -27,7 +27,7 @@ def _detail(api: Api) -> httpx.Response:
 
 
 def test_no_faults_by_default_and_no_admin_unless_enabled(
-    sandbox_factory: Factory, stub: StubRenderer
+    sandbox_factory: Factory, stub: FakeRenderer
 ) -> None:
     sb = sandbox_factory(
         renderer=stub, admin=False, faults=[FaultRule("*", Fault.parse("50000"))]
@@ -134,7 +134,7 @@ def test_upload_and_download_faults(api: Api, tiny_video: Path) -> None:
     assert httpx.get(done["video_url"]).content == tiny_video.read_bytes()
 
 
-def test_initial_plan_from_config(sandbox_factory: Factory, stub: StubRenderer) -> None:
+def test_initial_plan_from_config(sandbox_factory: Factory, stub: FakeRenderer) -> None:
     sb = sandbox_factory(
         renderer=stub,
         faults_enabled=True,

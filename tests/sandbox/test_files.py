@@ -13,7 +13,7 @@ from chanjing_avatar import _wire
 
 from .api import Api
 from .conftest import Factory
-from .stub import StubRenderer
+from .stub import FakeRenderer
 
 
 def _with_query(url: str, **changes: str) -> str:
@@ -78,7 +78,7 @@ def test_put_then_ready(api: Api, tiny_video: Path, tiny_audio: Path) -> None:
 
 
 def test_sync_delay_keeps_status_0(
-    sandbox_factory: Factory, stub: StubRenderer, tiny_video: Path
+    sandbox_factory: Factory, stub: FakeRenderer, tiny_video: Path
 ) -> None:
     sb = sandbox_factory(renderer=stub, file_sync_delay_s=1.0)
     client = Api(sb)
@@ -148,7 +148,7 @@ def test_url_of_another_file_is_403(api: Api) -> None:
     assert put.status_code == 403 and "SignatureDoesNotMatch" in put.text
 
 
-def test_expired_url_is_403(sandbox_factory: Factory, stub: StubRenderer) -> None:
+def test_expired_url_is_403(sandbox_factory: Factory, stub: FakeRenderer) -> None:
     sb = sandbox_factory(renderer=stub, upload_url_ttl_s=-1)
     client = Api(sb)
     client.login()
@@ -159,7 +159,7 @@ def test_expired_url_is_403(sandbox_factory: Factory, stub: StubRenderer) -> Non
     client.close()
 
 
-def test_oversized_upload_is_refused(sandbox_factory: Factory, stub: StubRenderer) -> None:
+def test_oversized_upload_is_refused(sandbox_factory: Factory, stub: FakeRenderer) -> None:
     sb = sandbox_factory(renderer=stub, max_upload_bytes=1000)
     client = Api(sb)
     client.login()

@@ -23,7 +23,7 @@ from chanjing_avatar.sandbox import Sandbox
 
 from .api import Api
 from .conftest import VOICE, Factory
-from .stub import StubRenderer
+from .stub import stub_renderer
 
 EXAMPLES = 30
 
@@ -31,7 +31,7 @@ EXAMPLES = 30
 @pytest.fixture
 def fuzz_target(sandbox_factory: Factory, tiny_video: Path, tiny_audio: Path) -> Iterator[Any]:
     sb: Sandbox = sandbox_factory(
-        renderer=StubRenderer(step_s=0),
+        renderer=stub_renderer(step_s=0),
         rate_limits_enabled=False,
         max_json_bytes=64 * 1024,
         max_upload_bytes=64 * 1024,

@@ -10,7 +10,7 @@ from chanjing_avatar._wire import RateLimit
 
 from .api import Api, tts_body
 from .conftest import VOICE, Factory
-from .stub import StubRenderer
+from .stub import FakeRenderer
 
 
 def _burst(client: Api, n: int) -> list[int]:
@@ -18,7 +18,7 @@ def _burst(client: Api, n: int) -> list[int]:
 
 
 def test_documented_query_limit_is_10_per_second(
-    sandbox_factory: Factory, stub: StubRenderer
+    sandbox_factory: Factory, stub: FakeRenderer
 ) -> None:
     sb = sandbox_factory(renderer=stub, rate_limit_scale=1.0)
     client = Api(sb)
@@ -40,7 +40,7 @@ def test_documented_query_limit_is_10_per_second(
 
 
 def test_create_and_file_limits(
-    sandbox_factory: Factory, stub: StubRenderer, tiny_video: Path
+    sandbox_factory: Factory, stub: FakeRenderer, tiny_video: Path
 ) -> None:
     sb = sandbox_factory(
         renderer=stub,
@@ -63,7 +63,7 @@ def test_create_and_file_limits(
     client.close()
 
 
-def test_window_slides_with_time_scale(sandbox_factory: Factory, stub: StubRenderer) -> None:
+def test_window_slides_with_time_scale(sandbox_factory: Factory, stub: FakeRenderer) -> None:
     # 10/s documented; with time_scale 2 the window is 0.5 s.
     sb = sandbox_factory(renderer=stub, rate_limit_scale=1.0, time_scale=2.0)
     client = Api(sb)
@@ -74,7 +74,7 @@ def test_window_slides_with_time_scale(sandbox_factory: Factory, stub: StubRende
     client.close()
 
 
-def test_limits_switch_off(sandbox_factory: Factory, stub: StubRenderer) -> None:
+def test_limits_switch_off(sandbox_factory: Factory, stub: FakeRenderer) -> None:
     for overrides in (
         {"rate_limits_enabled": False},
         {"rate_limit_scale": 1.0, "rate_limits": {"lipsync_query": None}},

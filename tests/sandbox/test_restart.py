@@ -11,11 +11,11 @@ from chanjing_avatar import _wire
 
 from .api import Api, tts_body
 from .conftest import VOICE, Factory
-from .stub import StubRenderer
+from .stub import stub_renderer
 
 
 def test_restart_keeps_state_and_resumes_tasks(sandbox_factory: Factory, tiny_video: Path) -> None:
-    first_stub = StubRenderer()
+    first_stub = stub_renderer()
     sb = sandbox_factory(renderer=first_stub, render_concurrency=1)
     client = Api(sb)
     token = client.login()
@@ -33,7 +33,7 @@ def test_restart_keeps_state_and_resumes_tasks(sandbox_factory: Factory, tiny_vi
     client.close()
     sb.stop()
 
-    second_stub = StubRenderer()
+    second_stub = stub_renderer()
     sb2 = sandbox_factory(renderer=second_stub)
     assert (sb2.app_id, sb2.secret_key) == credentials
     client = Api(sb2)
@@ -61,7 +61,7 @@ def test_restart_keeps_state_and_resumes_tasks(sandbox_factory: Factory, tiny_vi
 def test_task_whose_input_vanished_fails_with_a_reason(
     sandbox_factory: Factory, tiny_video: Path
 ) -> None:
-    stub = StubRenderer()
+    stub = stub_renderer()
     sb = sandbox_factory(renderer=stub)
     client = Api(sb)
     client.login()
@@ -73,7 +73,7 @@ def test_task_whose_input_vanished_fails_with_a_reason(
     sb.stop()
     for blob in (sb.config.data_dir / "blobs" / "uploads").iterdir():
         blob.unlink()
-    sb2 = sandbox_factory(renderer=StubRenderer())
+    sb2 = sandbox_factory(renderer=stub_renderer())
     client = Api(sb2)
     client.login()
     data = client.wait_task(task_id)

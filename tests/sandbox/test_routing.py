@@ -13,7 +13,7 @@ from chanjing_avatar.sandbox import Sandbox
 
 from .api import Api, envelope
 from .conftest import Factory
-from .stub import StubRenderer
+from .stub import FakeRenderer
 
 
 def _error_envelope(answer: httpx.Response, status: int) -> dict[str, object]:
@@ -68,7 +68,7 @@ def test_object_store_paths_answer_xml(api: Api) -> None:
 
 
 def test_admin_paths_answer_plain_json_or_nothing(
-    api: Api, sandbox_factory: Factory, stub: StubRenderer
+    api: Api, sandbox_factory: Factory, stub: FakeRenderer
 ) -> None:
     answer = api.http.get("/_sandbox/nope")
     assert answer.status_code == 401 and "error" in answer.json()  # no token: nothing told

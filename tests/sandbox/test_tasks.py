@@ -13,7 +13,7 @@ from chanjing_avatar import _wire
 
 from .api import Api, tts_body
 from .conftest import VOICE, Factory
-from .stub import PREVIEW_BYTES, StubRenderer
+from .stub import PREVIEW_BYTES, FakeRenderer
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_create_checks_the_files(
 
 
 def test_tts_task_succeeds_with_text_as_string_or_array(
-    api: Api, video_id: str, stub: StubRenderer
+    api: Api, video_id: str, stub: FakeRenderer
 ) -> None:
     for text in ("一句话。", ["第一句。", "第二句。"]):
         task_id = api.create(tts_body(video_id, VOICE, text=text))  # type: ignore[arg-type]
@@ -128,7 +128,7 @@ def test_tts_task_succeeds_with_text_as_string_or_array(
 
 
 def test_audio_task_and_defaults(
-    api: Api, video_id: str, audio_id: str, stub: StubRenderer, tiny_audio: Path
+    api: Api, video_id: str, audio_id: str, stub: FakeRenderer, tiny_audio: Path
 ) -> None:
     task_id = api.create(
         {"video_file_id": video_id, "audio_type": "audio", "audio_file_id": audio_id}
@@ -149,12 +149,12 @@ def test_audio_task_and_defaults(
 def test_render_error_fails_the_task(api: Api, video_id: str) -> None:
     data = api.wait_task(api.create(tts_body(video_id, VOICE, text="please FAIL")))
     assert data["status"] == 30
-    assert data["msg"] == "stub cannot say that"
+    assert data["msg"] == "the fake renderer was told to fail"
     assert data["video_url"] == "" and data["preview_url"] == ""
 
 
 def test_paced_task_shows_rising_progress(
-    sandbox_factory: Factory, stub: StubRenderer, tiny_video: Path
+    sandbox_factory: Factory, stub: FakeRenderer, tiny_video: Path
 ) -> None:
     # 60 sandbox seconds at time_scale 40: 1.5 real seconds.
     sb = sandbox_factory(renderer=stub, task_min_duration_s=60, time_scale=40)
@@ -179,7 +179,7 @@ def test_paced_task_shows_rising_progress(
 
 
 def test_render_concurrency_limits_running_tasks(
-    sandbox_factory: Factory, stub: StubRenderer, tiny_video: Path
+    sandbox_factory: Factory, stub: FakeRenderer, tiny_video: Path
 ) -> None:
     sb = sandbox_factory(renderer=stub, render_concurrency=1)
     client = Api(sb)

@@ -11,7 +11,7 @@ from chanjing_avatar import _wire
 
 from .api import Api, tts_body
 from .conftest import VOICE
-from .stub import StubRenderer
+from .stub import FakeRenderer
 
 
 def test_unknown_query_parameters_get_403(api: Api) -> None:
@@ -27,7 +27,7 @@ def test_unknown_query_parameters_get_403(api: Api) -> None:
 
 
 def test_a_reupload_does_not_change_a_created_task(
-    api: Api, stub: StubRenderer, tiny_video: Path, tmp_path: Path
+    api: Api, stub: FakeRenderer, tiny_video: Path, tmp_path: Path
 ) -> None:
     info = api.upload_url("lip_sync_video", "v.mp4")
     original = tiny_video.read_bytes()

@@ -61,6 +61,7 @@ class Deployment:
     folder: Path
     api_args: tuple[str, ...] = ()
     worker_args: tuple[str, ...] = ()
+    worker_private_callbacks: bool = True  # workers POST to the loopback test receivers
     procs: list[Proc] = field(default_factory=list)
     app_id: str = APP_ID
     secret_key: str = SECRET
@@ -126,6 +127,8 @@ class Deployment:
             "--rate-limit-scale",
             "100",
             "--admin",
+            "--admin-remote",  # replicas may listen on a test network's address
+            "--allow-private-callbacks",  # the test receivers listen on loopback
             "--data-dir",
             str(self.folder / f"api-{len(self.procs)}"),
             *self.api_args,
@@ -142,6 +145,7 @@ class Deployment:
             "passthrough",
             "--concurrency",
             "2",
+            *(["--allow-private-callbacks"] if self.worker_private_callbacks else []),
             "--data-dir",
             str(self.folder / f"worker-{len(self.procs)}"),
             *self.worker_args,

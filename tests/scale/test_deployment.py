@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from chanjing_avatar import _wire
-from chanjing_avatar._wire import Code
+from chanjing_avatar._wire import Code, TaskStatus
 from sandbox.api import envelope
 from sandbox.receiver import Receiver
 
@@ -117,3 +117,25 @@ def test_rate_limits_count_every_replica_together(deployment_factory: type[Deplo
     finally:
         api.close()
         limited.stop_all()
+
+
+def test_a_worker_refuses_a_private_callback_target(
+    deployment_factory: type[Deployment], tiny_video: Path, tiny_audio: Path
+) -> None:
+    """Workers check where a callback goes as ``serve`` does: without
+    --allow-private-callbacks a loopback target gets nothing; the task still succeeds."""
+    strict = deployment_factory.fresh(worker_private_callbacks=False).start(apis=1, workers=1)
+    api = DeployedApi(strict)
+    receiver = Receiver()
+    try:
+        api.login()
+        video = api.ready_file("lip_sync_video", tiny_video)
+        audio = api.ready_file("lip_sync_audio", tiny_audio)
+        task_id = api.create(audio_body(video, audio, callback=receiver.url))
+        assert api.wait_task(task_id, timeout=90)["status"] == TaskStatus.SUCCEEDED
+        time.sleep(2.0)  # a delivery would have come by now (the allowed one takes < 1 s)
+        assert receiver.bodies == []
+    finally:
+        receiver.close()
+        api.close()
+        strict.stop_all()

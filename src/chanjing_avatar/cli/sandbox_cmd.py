@@ -293,6 +293,13 @@ def worker(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the health address as one JSON line.")
     ] = False,
+    allow_private_callbacks: Annotated[
+        bool,
+        typer.Option(
+            help="POST task callbacks to loopback, private and link-local addresses too "
+            "(refused by default, as by serve)."
+        ),
+    ] = False,
 ) -> None:
     """Run probe, render and callback jobs of a shared sandbox (needs --store)."""
     import logging
@@ -325,6 +332,7 @@ def worker(
         lost_after_s=lost_after,
         render_attempts=render_attempts,
         shutdown_grace_s=grace,
+        callback_allow_private=allow_private_callbacks,
     )
     try:
         runner = SandboxWorker(config, concurrency)

@@ -15,7 +15,7 @@ from .endpoints import ADMIN_PREFIX, AUDITION_PREFIX, RESULT_PREFIX, UPLOAD_PREF
 from .envelope import fail, xml_error
 from .errors import ApiError
 from .faults import FaultInjector
-from .middleware import SandboxMiddleware
+from .middleware import middleware_stack
 from .openapi import install_openapi
 from .signing import UploadSigner
 from .stats import Stats
@@ -81,9 +81,8 @@ def create_app(
         # server's log (Starlette re-raises after answering).
         return fail(Code.INTERNAL, CODE_MESSAGES[Code.INTERNAL], status=500)
 
-    app.add_middleware(
-        SandboxMiddleware, core=core, faults=faults, stats=stats, admin_token=admin_token
-    )
+    for layer in reversed(middleware_stack(core, faults, stats, admin_token)):
+        app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     return app
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 import random
 import threading
 from collections.abc import Sequence
@@ -25,10 +24,12 @@ from .callback_targets import url_problem
 from .clock import Clock
 from .config import SandboxConfig
 from .errors import ApiError, param_error
+from .faults import NO_FAULTS, FaultPolicy
 from .ids import is_id, new_id, new_token
 from .limits import Limiter, RateLimiter
 from .queue import CallbackSink, WorkQueue
-from .store import FileRecord, Store, TaskRecord
+from .store import FileRecord, FileState, IssuedToken, Store, TaskRecord
+from .views import task_view
 
 log = logging.getLogger("chanjing_avatar.sandbox")
 
@@ -65,7 +66,7 @@ class SandboxCore:
         self._audition_lock = threading.Lock()
 
     # Tokens.
-    def issue_token(self, app_id: Any, secret_key: Any) -> dict[str, Any]:
+    def issue_token(self, app_id: Any, secret_key: Any) -> IssuedToken:
         for name, value in (("app_id", app_id), ("secret_key", secret_key)):
             if not isinstance(value, str) or not value:
                 raise param_error(f"{name}: required, a non-empty string")
@@ -76,7 +77,7 @@ class SandboxCore:
         expire_at = self.clock.now() + self.config.token_ttl_s
         self.store.set_token(app_id, token, expire_at)
         # The wire has whole seconds: rounding down, a client never trusts a dead token.
-        return {"access_token": token, "expire_in": int(expire_at)}
+        return IssuedToken(token, int(expire_at))
 
     def authenticate(self, token: str | None, endpoint_path: str) -> str:
         """The caller's app_id, after the token and the app's rate limit are checked."""
@@ -121,7 +122,11 @@ class SandboxCore:
         return f"{stem}-{new_id()}.{_wire.file_extension(record.name)}"
 
     def upload_finished(
-        self, file_id: str, size: int, force_failure: bool, blob_key: str | None = None
+        self,
+        file_id: str,
+        size: int,
+        faults: FaultPolicy = NO_FAULTS,
+        blob_key: str | None = None,
     ) -> None:
         changes: dict[str, Any] = {
             **({"blob_key": blob_key} if blob_key else {}),
@@ -130,7 +135,7 @@ class SandboxCore:
             "checked_status": None,
             "msg": "",
         }
-        if force_failure:
+        if faults.file_check_fails:
             changes["forced_status"] = int(FileStatus.CHECK_FAILED)
         with self.store.transaction():
             self.store.update_file(file_id, **changes)
@@ -182,9 +187,9 @@ class SandboxCore:
             return FileStatus.READY, "success"
         return record.checked_status, record.msg
 
-    def file_detail(self, app_id: str, file_id: Any, force_failure: bool) -> dict[str, Any]:
+    def file_detail(self, app_id: str, file_id: Any, faults: FaultPolicy = NO_FAULTS) -> FileState:
         record = self.own_file(app_id, file_id)
-        if force_failure and record.forced_status is None:
+        if faults.file_check_fails and record.forced_status is None:
             self.store.update_file(
                 record.id,
                 forced_status=int(FileStatus.CHECK_FAILED),
@@ -192,16 +197,7 @@ class SandboxCore:
             )
             record = self.own_file(app_id, file_id)
         status, msg = self.file_status(record)
-        return {
-            "id": record.id,
-            "service": record.service,
-            "name": record.name,
-            "bytes": record.bytes,
-            "create_time": record.create_time,
-            "file_path": record.blob_key,
-            "status": int(status),
-            "msg": msg,
-        }
+        return FileState(record, status, msg)
 
     # Voices.
     def voices(self) -> Sequence[VoiceInfo]:
@@ -226,7 +222,7 @@ class SandboxCore:
         return self.blobs.path(key)
 
     # Tasks.
-    def create_task(self, app_id: str, body: Any, fail_msg: str) -> str:
+    def create_task(self, app_id: str, body: Any, faults: FaultPolicy = NO_FAULTS) -> str:
         try:
             params = _wire.validate_create(body)
         except _wire.CreateFieldError as err:
@@ -262,7 +258,7 @@ class SandboxCore:
             create_time=int(self.clock.now()),
             params=params,
             callback=params.get("callback") or "",
-            fail_msg=fail_msg,
+            fail_msg=faults.task_failure_msg,
             seed=random.randrange(2**31),
         )
         # One transaction: a crash between the two cannot leave a task no worker will run.
@@ -295,36 +291,23 @@ class SandboxCore:
         suffix = f"-{task.attempt}" if task.attempt > 1 else ""
         return f"results/{task.id}{suffix}.{ext}"
 
-    def result_url(self, task: TaskRecord, ext: str, base_url: str) -> str:
-        direct = self.blobs.presign_get(self.result_key(task, ext), _RESULT_URL_TTL_S)
-        return direct or f"{base_url}/result/lip-sync/{task.id}.{ext}"
-
-    def task_view(self, task: TaskRecord, base_url: str) -> dict[str, Any]:
-        done = task.status == TaskStatus.SUCCEEDED
-        return {
-            "id": task.id,
-            "status": task.status,
-            "progress": task.progress,
-            "msg": task.msg,
-            "video_url": self.result_url(task, "mp4", base_url) if done else "",
-            "preview_url": self.result_url(task, "jpg", base_url) if done else "",
-            "duration": task.duration_ms,
-            "create_time": task.create_time,
-        }
+    def result_urls(self, task: TaskRecord, base_url: str) -> tuple[str, str]:
+        """(video URL, preview URL) of a task: presigned ones when the object store serves them,
+        empty until the task succeeded."""
+        if task.status != TaskStatus.SUCCEEDED:
+            return "", ""
+        urls = []
+        for ext in ("mp4", "jpg"):
+            direct = self.blobs.presign_get(self.result_key(task, ext), _RESULT_URL_TTL_S)
+            urls.append(direct or f"{base_url}/result/lip-sync/{task.id}.{ext}")
+        return urls[0], urls[1]
 
     def list_tasks(
-        self, app_id: str | None, page: int, page_size: int, base_url: str
-    ) -> dict[str, Any]:
+        self, app_id: str | None, page: int, page_size: int
+    ) -> tuple[list[TaskRecord], int]:
+        """One page of tasks, newest first, and the count of all."""
         tasks, total = self.store.list_tasks(app_id, (page - 1) * page_size, page_size)
-        return {
-            "list": [self.task_view(t, base_url) for t in tasks],
-            "page_info": {
-                "page": page,
-                "size": page_size,
-                "total_count": total,
-                "total_page": math.ceil(total / page_size) if total else 0,
-            },
-        }
+        return list(tasks), total
 
     def _result_blob(self, name: str) -> str | None:
         task_id, dot, ext = name.partition(".")
@@ -365,7 +348,10 @@ class SandboxCore:
             task = self.store.get_task(pending.task_id)
             payload = pending.payload
             if task is not None and TaskStatus(task.status).is_terminal:
-                payload = {**payload, "data": self.task_view(task, self.public_url)}
+                payload = {
+                    **payload,
+                    "data": task_view(task, self.result_urls(task, self.public_url)),
+                }
             self.callbacks.restore(replace(pending, payload=payload))
         for record in self.store.files_awaiting_probe():
             self.work.submit(PROBE, record.id)

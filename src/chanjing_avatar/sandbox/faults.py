@@ -12,7 +12,7 @@ import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from .._wire import Code
 
@@ -27,17 +27,7 @@ FaultKind = Literal[
     "file_98",
     "task_failure",
 ]
-FAULT_KINDS: tuple[FaultKind, ...] = (
-    "code",
-    "http",
-    "drop",
-    "delay",
-    "delay_after",
-    "drop_after",
-    "invalidate_token",
-    "file_98",
-    "task_failure",
-)
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 BILLING_FAILURE_MSG = "余额不足 (insufficient balance)"
 
 
@@ -103,6 +93,28 @@ class Fault:
         }
 
 
+@dataclass(frozen=True)
+class FaultPolicy:
+    """What the faults injected into one request ask of the core (the other kinds act on the
+    HTTP exchange and never reach it)."""
+
+    file_check_fails: bool = False  # "file_98": the file's content check fails
+    task_failure_msg: str = ""  # "task_failure": the created task fails with this msg
+
+    @classmethod
+    def of(cls, fault: Fault | None) -> FaultPolicy:
+        if fault is None:
+            return NO_FAULTS
+        if fault.kind == "file_98":
+            return cls(file_check_fails=True)
+        if fault.kind == "task_failure":
+            return cls(task_failure_msg=fault.msg)
+        return NO_FAULTS
+
+
+NO_FAULTS = FaultPolicy()
+
+
 def object_store_error(code: int) -> tuple[int, str, str]:
     """What an object store / CDN answers instead of a ``code`` fault's envelope, which it never
     sends: ``(HTTP status, XML error code, message)`` for the ``upload`` and ``download`` endpoints.
@@ -111,7 +123,7 @@ def object_store_error(code: int) -> tuple[int, str, str]:
         return 503, "SlowDown", "Please reduce your request rate."
     if code in (Code.TOKEN_INVALID, Code.AUTH_FAILED):
         return 403, "AccessDenied", "Access Denied"
-    if code == Code.BAD_FORMAT or 40000 <= code < 50000:
+    if code == Code.BAD_FORMAT or Code.PARAM_ERROR <= code < Code.INTERNAL:
         return 400, "InvalidRequest", f"The request was refused (injected code {code})."
     return 500, "InternalError", "We encountered an internal error. Please try again."
 

@@ -11,12 +11,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from .._wire import SERVICE_LIP_SYNC_AUDIO, SERVICE_LIP_SYNC_VIDEO, FileStatus, TaskStatus
+from .._wire import (
+    SERVICE_LIP_SYNC_AUDIO,
+    SERVICE_LIP_SYNC_VIDEO,
+    Code,
+    FileStatus,
+    TaskStatus,
+)
 from ..render.base import AudioSpeech, RenderError, RenderJob, TtsSpeech
 from .core import BLOB_KEYS, RENDER, SandboxCore
 from .envelope import envelope_body
 from .probing import probe_problem
 from .store import BackendUnavailable, TaskRecord
+from .views import task_view
 
 log = logging.getLogger("chanjing_avatar.sandbox")
 
@@ -253,5 +260,7 @@ def _finish(
             return
         done = core.store.get_task(task.id)
         if done is not None and task.callback:
-            payload = envelope_body(0, "success", core.task_view(done, core.public_url))
+            payload = envelope_body(
+                Code.SUCCESS, "success", task_view(done, core.result_urls(done, core.public_url))
+            )
             core.callbacks.send(task.id, task.callback, payload)

@@ -13,6 +13,7 @@ from .endpoints import ADMIN_PREFIX
 from .faults import FaultInjector, FaultRule
 from .ids import new_secret
 from .stats import Stats
+from .views import task_view
 from .web import base_url, core_of
 
 router = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"])
@@ -104,7 +105,7 @@ async def all_tasks(request: Request) -> dict[str, Any]:
     core = core_of(request)
     tasks, total = await anyio.to_thread.run_sync(core.store.list_tasks, None, 0, 1_000_000)
     base = base_url(request)
-    items = [{**core.task_view(t, base), "app_id": t.app_id} for t in tasks]
+    items = [{**task_view(t, core.result_urls(t, base)), "app_id": t.app_id} for t in tasks]
     return {"list": items, "total_count": total}
 
 

@@ -11,10 +11,10 @@ from starlette.responses import JSONResponse
 
 from .. import _wire
 from .._wire import VOICE_PAGE_MAX
-from . import schemas
+from . import schemas, views
 from .envelope import ok
 from .errors import format_error, param_error
-from .middleware import request_fault
+from .middleware import request_faults
 from .web import base_url, core_of, read_json
 
 router = APIRouter()
@@ -39,10 +39,10 @@ async def access_token(request: Request) -> JSONResponse:
     if not isinstance(body, dict):
         raise format_error("body must be a JSON object")
     core = core_of(request)
-    data = await anyio.to_thread.run_sync(
+    issued = await anyio.to_thread.run_sync(
         core.issue_token, body.get("app_id"), body.get("secret_key")
     )
-    return ok(data)
+    return ok(views.token_view(issued))
 
 
 @router.get(_wire.PATH_CREATE_UPLOAD_URL, response_model=schemas.UploadUrlAnswer, tags=["files"])
@@ -85,22 +85,20 @@ async def file_detail(
     id: Annotated[str | None, Query(description="file id")] = None,
 ) -> JSONResponse:
     app_id = await _auth(request, access_token)
-    fault = request_fault(request.scope)
     core = core_of(request)
-    data = await anyio.to_thread.run_sync(
-        core.file_detail, app_id, id, fault is not None and fault.kind == "file_98"
+    state = await anyio.to_thread.run_sync(
+        core.file_detail, app_id, id, request_faults(request.scope)
     )
-    return ok(data)
+    return ok(views.file_view(state))
 
 
 @router.post(_wire.PATH_LIPSYNC_CREATE, response_model=schemas.CreateAnswer, tags=["lip sync"])
 async def lipsync_create(request: Request, access_token: Token = None) -> JSONResponse:
     app_id = await _auth(request, access_token)
     body = await read_json(request)
-    fault = request_fault(request.scope)
-    fail_msg = fault.msg if fault is not None and fault.kind == "task_failure" else ""
     core = core_of(request)
-    task_id = await anyio.to_thread.run_sync(core.create_task, app_id, body, fail_msg)
+    faults = request_faults(request.scope)
+    task_id = await anyio.to_thread.run_sync(core.create_task, app_id, body, faults)
     return ok(task_id)
 
 
@@ -113,7 +111,7 @@ async def lipsync_detail(
     app_id = await _auth(request, access_token)
     core = core_of(request)
     task = core.own_task(app_id, id)
-    return ok(core.task_view(task, base_url(request)))
+    return ok(views.task_view(task, core.result_urls(task, base_url(request))))
 
 
 @router.post(_wire.PATH_LIPSYNC_LIST, response_model=schemas.TaskListAnswer, tags=["lip sync"])
@@ -127,7 +125,10 @@ async def lipsync_list(request: Request, access_token: Token = None) -> JSONResp
     page = _positive(body.get("page"), "page", 1)
     page_size = min(_positive(body.get("page_size"), "page_size", 10), 100)
     core = core_of(request)
-    return ok(core.list_tasks(app_id, page, page_size, base_url(request)))
+    tasks, total = await anyio.to_thread.run_sync(core.list_tasks, app_id, page, page_size)
+    base = base_url(request)
+    page_views = [views.task_view(t, core.result_urls(t, base)) for t in tasks]
+    return ok(views.task_page_view(page_views, total, page, page_size))
 
 
 @router.get(_wire.PATH_LIST_COMMON_AUDIO, response_model=schemas.VoiceListAnswer, tags=["voices"])

@@ -12,7 +12,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from .blobs import BlobTooLarge
 from .envelope import xml_error
 from .ids import is_id
-from .middleware import request_fault
+from .middleware import request_faults
 from .signing import UploadSigner
 from .web import core_of
 
@@ -75,14 +75,8 @@ async def upload(
         )
     except ClientDisconnect:
         return xml_error(400, "IncompleteBody", "The request body ended early", resource)
-    fault = request_fault(request.scope)
-    await anyio.to_thread.run_sync(
-        core.upload_finished,
-        file_id,
-        size,
-        fault is not None and fault.kind == "file_98",
-        blob_key,
-    )
+    faults = request_faults(request.scope)
+    await anyio.to_thread.run_sync(core.upload_finished, file_id, size, faults, blob_key)
     return Response(status_code=200, headers={"ETag": f'"{file_id}"'})
 
 

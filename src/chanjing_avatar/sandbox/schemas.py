@@ -72,13 +72,13 @@ class FileDetailData(BaseModel):
     bytes: int
     create_time: int
     file_path: str
-    status: int = Field(description="0 processing, 1 ready, 98 check failed")
+    status: int = Field(description="0 processing, 1 ready, 98 check failed (FileStatus)")
     msg: str
 
 
 class TaskDetail(BaseModel):
     id: str
-    status: int = Field(description="0 queued, 10 generating, 20 succeeded, 30 failed")
+    status: int = Field(description="0 queued, 10 generating, 20 succeeded, 30 failed (TaskStatus)")
     progress: int
     msg: str
     video_url: str

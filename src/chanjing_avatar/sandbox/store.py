@@ -11,6 +11,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._wire import TaskStatus
+
+# Task statuses as SQL literals; an unfinished task: ``WHERE status IN {UNFINISHED_SQL}``.
+QUEUED, GENERATING = int(TaskStatus.QUEUED), int(TaskStatus.GENERATING)
+UNFINISHED_SQL = f"({QUEUED}, {GENERATING})"
+
 
 class BackendUnavailable(Exception):
     """The database or the object store did not answer: retry later; nothing was changed."""
@@ -27,9 +33,26 @@ class FileRecord:
     create_time: int
     bytes: int = 0
     uploaded_at: float | None = None  # when the PUT completed
-    checked_status: int | None = None  # 1 or 98 once probed (shown after the sync delay)
+    checked_status: int | None = (
+        None  # READY or CHECK_FAILED once probed (shown after the sync delay)
+    )
     msg: str = ""
     forced_status: int | None = None  # an injected file_98 fault wins over the probe
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A file with what file_detail shows of it (processing until synced and probed)."""
+
+    record: FileRecord
+    status: int
+    msg: str
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expire_in: int  # epoch seconds, rounded down
 
 
 @dataclass(frozen=True)
@@ -38,7 +61,7 @@ class TaskRecord:
     app_id: str
     create_time: int
     params: dict[str, Any] = field(default_factory=dict)  # the validated create body
-    status: int = 0
+    status: int = int(TaskStatus.QUEUED)
     progress: int = 0
     msg: str = ""
     duration_ms: int = 0
@@ -105,7 +128,7 @@ class Store(CallbackLog, Protocol):
     def unfinished_tasks(self) -> list[TaskRecord]: ...
 
     def claim_task(self, task_id: str) -> int | None:
-        """Start a render: status 10, progress 0, ``attempt`` + 1 (returned); None when the task
+        """Start a render: GENERATING, progress 0, ``attempt`` + 1 (returned); None when the task
         is gone or already finished."""
         ...
 
@@ -116,7 +139,7 @@ class Store(CallbackLog, Protocol):
         ...
 
     def release_task(self, task_id: str, attempt: int, msg: str) -> bool:
-        """Give an unfinished render back (status 0, the attempt not counted)."""
+        """Give an unfinished render back (QUEUED, the attempt not counted)."""
         ...
 
     def claim_upload(self, file_id: str, size: int, now: float) -> bool:

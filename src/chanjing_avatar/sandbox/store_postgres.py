@@ -24,7 +24,15 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from .._wire import RateLimit
-from .store import BackendUnavailable, CallbackRecord, FileRecord, TaskRecord
+from .store import (
+    GENERATING,
+    QUEUED,
+    UNFINISHED_SQL,
+    BackendUnavailable,
+    CallbackRecord,
+    FileRecord,
+    TaskRecord,
+)
 
 log = logging.getLogger("chanjing_avatar.sandbox")
 
@@ -307,13 +315,13 @@ class PostgresStore:
         return [_task(r) for r in rows], total
 
     def unfinished_tasks(self) -> list[TaskRecord]:
-        rows = self._rows("SELECT * FROM tasks WHERE status IN (0, 10) ORDER BY seq")
+        rows = self._rows(f"SELECT * FROM tasks WHERE status IN {UNFINISHED_SQL} ORDER BY seq")
         return [_task(r) for r in rows]
 
     def claim_task(self, task_id: str) -> int | None:
         rows = self._rows(
-            "UPDATE tasks SET status=10, progress=0, attempt=attempt+1"
-            " WHERE id=%s AND status IN (0, 10) RETURNING attempt",
+            f"UPDATE tasks SET status={GENERATING}, progress=0, attempt=attempt+1"
+            f" WHERE id=%s AND status IN {UNFINISHED_SQL} RETURNING attempt",
             (task_id,),
         )
         return int(rows[0]["attempt"]) if rows else None
@@ -324,7 +332,8 @@ class PostgresStore:
         values = tuple(_encode(v) for v in changes.values())
         return (
             self._write(
-                f"UPDATE tasks SET {sets} WHERE id=%s AND attempt=%s AND status IN (0, 10)",
+                f"UPDATE tasks SET {sets}"
+                f" WHERE id=%s AND attempt=%s AND status IN {UNFINISHED_SQL}",
                 (*values, task_id, attempt),
             )
             == 1
@@ -333,8 +342,8 @@ class PostgresStore:
     def release_task(self, task_id: str, attempt: int, msg: str) -> bool:
         return (
             self._write(
-                "UPDATE tasks SET status=0, progress=0, msg=%s, attempt=attempt-1"
-                " WHERE id=%s AND attempt=%s AND status IN (0, 10)",
+                f"UPDATE tasks SET status={QUEUED}, progress=0, msg=%s, attempt=attempt-1"
+                f" WHERE id=%s AND attempt=%s AND status IN {UNFINISHED_SQL}",
                 (msg, task_id, attempt),
             )
             == 1

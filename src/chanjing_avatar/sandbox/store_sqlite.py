@@ -11,7 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .store import CallbackRecord, FileRecord, TaskRecord
+from .store import GENERATING, QUEUED, UNFINISHED_SQL, CallbackRecord, FileRecord, TaskRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (app_id TEXT PRIMARY KEY, secret_key TEXT NOT NULL);
@@ -141,14 +141,14 @@ class SqliteStore:
         return [_task(r) for r in rows], total
 
     def unfinished_tasks(self) -> list[TaskRecord]:
-        rows = self._rows("SELECT * FROM tasks WHERE status IN (0, 10) ORDER BY seq")
+        rows = self._rows(f"SELECT * FROM tasks WHERE status IN {UNFINISHED_SQL} ORDER BY seq")
         return [_task(r) for r in rows]
 
     def claim_task(self, task_id: str) -> int | None:
         with self._conn() as conn:
             row = conn.execute(
-                "UPDATE tasks SET status=10, progress=0, attempt=attempt+1"
-                " WHERE id=? AND status IN (0, 10) RETURNING attempt",
+                f"UPDATE tasks SET status={GENERATING}, progress=0, attempt=attempt+1"
+                f" WHERE id=? AND status IN {UNFINISHED_SQL} RETURNING attempt",
                 (task_id,),
             ).fetchone()
         return int(row[0]) if row else None
@@ -158,7 +158,7 @@ class SqliteStore:
         values = tuple(_encode(v) for v in changes.values())
         return (
             self._write(
-                f"UPDATE tasks SET {sets} WHERE id=? AND attempt=? AND status IN (0, 10)",
+                f"UPDATE tasks SET {sets} WHERE id=? AND attempt=? AND status IN {UNFINISHED_SQL}",
                 (*values, task_id, attempt),
             )
             == 1
@@ -167,8 +167,8 @@ class SqliteStore:
     def release_task(self, task_id: str, attempt: int, msg: str) -> bool:
         return (
             self._write(
-                "UPDATE tasks SET status=0, progress=0, msg=?, attempt=attempt-1"
-                " WHERE id=? AND attempt=? AND status IN (0, 10)",
+                f"UPDATE tasks SET status={QUEUED}, progress=0, msg=?, attempt=attempt-1"
+                f" WHERE id=? AND attempt=? AND status IN {UNFINISHED_SQL}",
                 (msg, task_id, attempt),
             )
             == 1

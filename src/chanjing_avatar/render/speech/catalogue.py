@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -66,14 +66,16 @@ class Catalogue:
             lst.insert(0, cand) if first else lst.append(cand)
 
     def voices(self, available_only: bool = True) -> list[VoiceInfo]:
-        """Voices in registration order (only speakable ones unless ``available_only=False``)."""
+        """Voices in registration order (only speakable ones unless ``available_only=False``),
+        each described with the engine that speaks it here."""
         with self._lock:
             entries = list(self._voices.values())
-        return [v.info for v in entries if not available_only or self._pick(v) is not None]
+        described = [(v, self._pick(v)) for v in entries]
+        return [_describe(v.info, p) for v, p in described if not available_only or p is not None]
 
     def get(self, voice_id: str) -> VoiceInfo | None:
         entry = self._voices.get(voice_id)
-        return entry.info if entry else None
+        return _describe(entry.info, self._pick(entry)) if entry else None
 
     def _pick(self, entry: CatalogueVoice) -> tuple[SpeechEngine, str] | None:
         for cand in entry.candidates:
@@ -113,9 +115,23 @@ AUDITION_TEXT: dict[str, str] = {
 }
 
 
+# How each engine sounds, for a voice's description (the engine that speaks it is picked when
+# the catalogue is asked, so the description follows what is installed).
+ENGINE_DESCRIPTIONS: dict[str, str] = {
+    "espeak-ng": "offline espeak-ng (robotic)",
+    "kokoro": "offline Kokoro (neural)",
+    "piper": "offline Piper (neural)",
+}
+
+
+def _describe(info: VoiceInfo, picked: tuple[SpeechEngine, str] | None) -> VoiceInfo:
+    engine = ENGINE_DESCRIPTIONS.get(picked[0].name, picked[0].name) if picked else "unavailable"
+    return replace(info, desc=f"{info.desc}; {engine}" if info.desc else engine)
+
+
 def _espeak_voice(key: str, name: str, gender: Literal["male", "female"], lang: str,
                   variant: str) -> tuple[VoiceInfo, str]:
-    desc = f"{'Mandarin' if lang == 'zh' else 'English'}, {gender}; offline espeak-ng (robotic)"
+    desc = f"{'Mandarin' if lang == 'zh' else 'English'}, {gender}"
     return VoiceInfo(id=voice_id(key), name=name, gender=gender, lang=lang, desc=desc), \
         f"{lang}:{variant}"
 
