@@ -87,6 +87,13 @@ def _prefetch(frames: Iterator[_T], depth: int) -> Iterator[_T]:
         worker.join(timeout=30)
 
 
+def _measure_look(img: media.Frame, pts: Points) -> Appearance:
+    """The face's colours; the refined mesh (with irises) lets the teeth match the eye whites."""
+    with FaceTracker(static=True, refine=True) as tracker:
+        fine = tracker.detect(img)
+    return sample_appearance(img, pts if fine is None else fine)
+
+
 class LipsyncRenderer:
     """Offline lip sync on the CPU (``model`` 0; ``model`` 1: user ONNX weights if configured)."""
 
@@ -199,7 +206,7 @@ class LipsyncRenderer:
         neural: NeuralLipSync | None,
     ) -> Iterator[media.Frame]:
         still = next(iter(source.frames(1)))
-        with FaceTracker(static=True) as tracker:
+        with FaceTracker(static=True, refine=True) as tracker:
             pts = tracker.detect(still)
         if pts is None:
             raise RenderError(NO_FACE)
@@ -237,7 +244,7 @@ class LipsyncRenderer:
         if best is None:
             raise RenderError(NO_FACE)
         ref_img, ref_pts = best[1], best[2]
-        look = sample_appearance(ref_img, ref_pts)
+        look = _measure_look(ref_img, ref_pts)
         paster = LowerFacePaster(ref_img, ref_pts)
 
         def tracked() -> Iterator[tuple[media.Frame, Points | None]]:
