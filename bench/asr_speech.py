@@ -131,8 +131,10 @@ def tone_check() -> dict[str, Any]:
         ph = kokoro.phonemize(s)
         got = [marks[c] for c in ph if c in marks]
         want = [
-            p[-1] for p in lazy_pinyin(normalize(s), style=Style.TONE3,
-                                       neutral_tone_with_five=True, tone_sandhi=True)
+            p[-1]
+            for p in lazy_pinyin(
+                normalize(s), style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True
+            )
             if p[-1] in "1234"
         ]
         total += len(want)
@@ -159,8 +161,9 @@ def main() -> None:
     print(f"tones: {results['tones']}")
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        asr = WhisperModel(str(model_dir(args.model, tmp)), device="cpu", compute_type="int8",
-                           cpu_threads=2)
+        asr = WhisperModel(
+            str(model_dir(args.model, tmp)), device="cpu", compute_type="int8", cpu_threads=2
+        )
         for key in args.voices.split(","):
             vid = voice_id(key)
             engine, engine_voice = cat.resolve(vid)
@@ -171,8 +174,9 @@ def main() -> None:
             for k, text in enumerate(SENTENCES[: args.limit]):
                 wav = tmp / f"{key}-{k}.wav"
                 cat.synthesize(text, vid, wav)
-                segs, _ = asr.transcribe(str(wav), language="zh", beam_size=5,
-                                         initial_prompt="以下是普通话的句子。")
+                segs, _ = asr.transcribe(
+                    str(wav), language="zh", beam_size=5, initial_prompt="以下是普通话的句子。"
+                )
                 heard = "".join(s.text for s in segs)
                 ref, hyp = normalize(text), normalize(heard)
                 e = edit_distance(ref, hyp)
@@ -195,8 +199,10 @@ def main() -> None:
                 "rows": rows,
             }
             v = results["voices"][key]
-            print(f"== {key} ({v['engine']}): CER {v['cer']:.3f}, pinyin SER "
-                  f"{v['pinyin_syllable_error_rate']:.3f}, 欢迎 {v['huanying_heard']}")
+            print(
+                f"== {key} ({v['engine']}): CER {v['cer']:.3f}, pinyin SER "
+                f"{v['pinyin_syllable_error_rate']:.3f}, 欢迎 {v['huanying_heard']}"
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, ensure_ascii=False, indent=1))

@@ -69,7 +69,8 @@ def eye_white_pixels(rgb: Image, pts: Points) -> NDArray[np.uint8]:
     found: list[NDArray[np.uint8]] = []
     for ring, iris in ((EYE_L_RING, IRIS_L), (EYE_R_RING, IRIS_R)):
         eye = _poly_mask(rgb.shape, pts[ring])
-        eye = cv2.erode(eye.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        if eye.sum() > 60:  # off the lid margins, where the eye is big enough to spare them
+            eye = cv2.erode(eye.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         c = pts[iris[0]]
         r = float(np.mean(np.linalg.norm(pts[iris[1:]] - c, axis=1)))
         yy, xx = np.mgrid[: rgb.shape[0], : rgb.shape[1]]
@@ -91,6 +92,7 @@ def _sharpness_sigma(gray: NDArray[np.float32]) -> float:
 
     For an edge already blurred by s, blurring by 1 more keeps s/sqrt(s²+1) of its gradient energy.
     """
+
     def energy(g: NDArray[np.float32]) -> float:
         gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
@@ -123,8 +125,10 @@ def sample_appearance(rgb: Image, pts: Points) -> Appearance:
     lips = lip_pixels(rgb, pts)
     if len(lips) < 8:  # a tiny face: the middle of the lower lip
         lips = np.array(
-            [rgb[int(np.clip(p[1], 0, h - 1)), int(np.clip(p[0], 0, w - 1))]
-             for p in (pts[LIP_LOWER_OUTER[2:-2]] + pts[LIP_LOWER_INNER[2:-2]]) / 2]
+            [
+                rgb[int(np.clip(p[1], 0, h - 1)), int(np.clip(p[0], 0, w - 1))]
+                for p in (pts[LIP_LOWER_OUTER[2:-2]] + pts[LIP_LOWER_INNER[2:-2]]) / 2
+            ]
         )
     lip = np.median(lips.astype(np.float32), axis=0).astype(np.float32)
     lip_lab = to_lab(lip)
@@ -133,9 +137,18 @@ def sample_appearance(rgb: Image, pts: Points) -> Appearance:
         x, y = int(np.clip(pts[i][0], 0, w - 1)), int(np.clip(pts[i][1], 0, h - 1))
         cheeks.append(float(rgb[y, x].astype(np.float32) @ np.array([0.299, 0.587, 0.114])))
     skin_luma = float(np.median(cheeks))
-    skin_lab = to_lab(np.median(np.array(
-        [rgb[int(np.clip(pts[i][1], 0, h - 1)), int(np.clip(pts[i][0], 0, w - 1))]
-         for i in _CHEEKS], np.float32), axis=0))
+    skin_lab = to_lab(
+        np.median(
+            np.array(
+                [
+                    rgb[int(np.clip(pts[i][1], 0, h - 1)), int(np.clip(pts[i][0], 0, w - 1))]
+                    for i in _CHEEKS
+                ],
+                np.float32,
+            ),
+            axis=0,
+        )
+    )
     whites = eye_white_pixels(rgb, pts)
     wl = to_lab(np.median(whites.astype(np.float32), axis=0)) if len(whites) >= 6 else None
     skin_c = float(np.hypot(skin_lab[1], skin_lab[2]))
@@ -148,10 +161,12 @@ def sample_appearance(rgb: Image, pts: Points) -> Appearance:
         teeth_lab = np.array([tl, wl[1], wl[2]], np.float32)
     else:
         teeth_from = "skin"
-        teeth_lab = np.array([min(90.0, skin_lab[0] + 8.0), skin_lab[1] * 0.3,
-                              skin_lab[2] * 0.45], np.float32)
-    cavity_lab = np.array([max(5.0, 0.16 * lip_lab[0]), lip_lab[1] * 0.6, lip_lab[2] * 0.6],
-                          np.float32)
+        teeth_lab = np.array(
+            [min(90.0, skin_lab[0] + 8.0), skin_lab[1] * 0.3, skin_lab[2] * 0.45], np.float32
+        )
+    cavity_lab = np.array(
+        [max(5.0, 0.16 * lip_lab[0]), lip_lab[1] * 0.6, lip_lab[2] * 0.6], np.float32
+    )
     tongue_lab = np.array([0.6 * lip_lab[0], lip_lab[1] * 1.0, lip_lab[2] * 0.9], np.float32)
     # Sharpness and grain from the lower face around the mouth.
     mw = float(np.linalg.norm(pts[291] - pts[61]))

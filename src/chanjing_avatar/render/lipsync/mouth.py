@@ -24,6 +24,7 @@ from .face import (
     Image,
     Points,
 )
+from .library import MouthLibrary
 from .look import Appearance, sample_appearance
 from .warp import rbf_eval, rbf_weights, smoothstep
 
@@ -169,6 +170,7 @@ def render_mouth(
     look: Appearance,
     *,
     extra_ctrl: tuple[F64, F64] | None = None,
+    library: MouthLibrary | None = None,
 ) -> None:
     """Warp the lower face of ``frame`` (in place) so its mouth takes the given shape."""
     h, w_img = frame.shape[:2]
@@ -261,7 +263,11 @@ def render_mouth(
         cv2.remap(frame, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.uint8
     )
     if cav is not None:
-        _paint_cavity(out[my0:my1, mx0:mx1], *cav, mw, look)
+        interior = None
+        if library is not None and library.usable:
+            box = (mx0 + x0, my0 + y0, mx1 + x0, my1 + y0)
+            interior = library.interior(pts, t.up_curve, t.lo_curve, box)
+        _paint_cavity(out[my0:my1, mx0:mx1], *cav, mw, look, interior)
     frame[y0:y1, x0:x1] = out
 
 

@@ -51,7 +51,10 @@ def mouth_colour(source: Image, source_pts: Points, out: Image, out_pts: Points)
     poly = np.vstack([out_pts[LIP_UPPER_INNER], out_pts[LIP_LOWER_INNER][::-1]])
     m = np.zeros(out.shape[:2], np.uint8)
     cv2.fillPoly(m, [np.round(poly * 4).astype(np.int32)], 255, cv2.LINE_AA, 2)
-    inner = np.asarray(cv2.erode(m, np.ones((3, 3), np.uint8))) > 127
+    # Keep clear of the lips' inner edge (the tracker's line is a pixel or two off).
+    mw = float(np.linalg.norm(out_pts[291] - out_pts[61]))
+    k = 2 * max(1, round(0.03 * mw)) + 1
+    inner = np.asarray(cv2.erode(m, np.ones((k, k), np.uint8))) > 127
     px = out[inner]
     if len(px) < 6:
         raise ValueError("the mouth is not open in this frame")
@@ -105,6 +108,7 @@ def seam_ratio(before: Image, after: Image, weight: Mask) -> float:
 
 def detail_ratio(before: Image, after: Image, region: NDArray[np.bool_]) -> float:
     """Fine detail (Laplacian energy) inside ``region``, after ÷ before (< 1: softer)."""
+
     def lap(img: Image) -> float:
         g = cv2.Laplacian(_gray(img), cv2.CV_32F, ksize=3)
         return float((g * g)[region].mean()) if region.any() else 0.0
