@@ -108,23 +108,28 @@ def test_open_mouth_takes_its_colours_from_the_face(name: str) -> None:
     assert col.teeth_lab[0] <= skin[0] + 20.0, (col, skin)
 
 
+def _render(src: Path, d: Path, name: str, text: str, voice: str) -> Path:
+    """Render ``src`` speaking ``text`` at 256×256 into ``d``; the output video."""
+    job = RenderJob(
+        task_id=name,
+        video_path=src,
+        speech=TtsSpeech([text], voice_id(voice)),
+        width=256,
+        height=256,
+        output_video=d / f"{name}.mp4",
+        output_preview=d / f"{name}.jpg",
+        work_dir=d,
+    )
+    LipsyncRenderer().render(job, lambda p: None)
+    return job.output_video
+
+
 @pytest.fixture(scope="module")
 def talking(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A video whose mouth already moves: the demo face rendered speaking (256 px, short)."""
     d = tmp_path_factory.mktemp("talking")
     src = make_demo_video(d / "demo.mp4", seconds=1.0, size=(256, 256))
-    job = RenderJob(
-        task_id="talk",
-        video_path=src,
-        speech=TtsSpeech(["欢迎来到直播间，今天给大家介绍新品。"], voice_id("zh-female-1")),
-        width=256,
-        height=256,
-        output_video=d / "talking.mp4",
-        output_preview=d / "talking.jpg",
-        work_dir=d,
-    )
-    LipsyncRenderer().render(job, lambda p: None)
-    return job.output_video
+    return _render(src, d, "talking", "欢迎来到直播间，今天给大家介绍新品。", "zh-female-1")
 
 
 def test_neutralising_a_moving_mouth_leaves_no_seam(talking: Path) -> None:
@@ -213,18 +218,8 @@ def test_a_talking_source_lends_its_own_mouth(
         lib.add(f, p)
     assert lib.usable and len(lib.samples) >= 3
     # Re-drive it: the log says which interior was used, and the sync holds.
-    job = RenderJob(
-        task_id="redrive",
-        video_path=talking,
-        speech=TtsSpeech(["你好，欢迎使用数字人。"], voice_id("zh-male-1")),
-        width=256,
-        height=256,
-        output_video=tmp_path / "re.mp4",
-        output_preview=tmp_path / "re.jpg",
-        work_dir=tmp_path,
-    )
     with caplog.at_level(logging.INFO, logger="chanjing_avatar.render.lipsync"):
-        LipsyncRenderer().render(job, lambda p: None)
+        out = _render(talking, tmp_path, "redrive", "你好，欢迎使用数字人。", "zh-male-1")
     assert any("the person's own" in r.getMessage() for r in caplog.records)
-    rep = measure_sync(job.output_video)
+    rep = measure_sync(out)
     assert abs(rep.lag_frames) <= 1 and rep.correlation > 0.5, rep
