@@ -187,7 +187,7 @@ def main() -> None:
                 syls += len(syllables(ref))
                 if "欢迎" in text:
                     huanying[1] += 1
-                    huanying[0] += "欢迎" in heard
+                    huanying[0] += "欢迎" in heard or "歡迎" in heard  # either script
                 rows.append({"text": text, "heard": heard, "cer": e / max(1, len(ref))})
                 print(f"{key} {e / max(1, len(ref)):.2f} {text} → {heard}", flush=True)
             results["voices"][key] = {
