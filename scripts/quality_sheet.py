@@ -184,15 +184,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
     ap.add_argument("--before", help="another checkout of this project to render the 'before'")
+    ap.add_argument("--keep", help="keep the crops in this folder; an existing KEEP/before is "
+                    "reused instead of rendering the 'before' again")
     ap.add_argument("--render-only", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.render_only:
         render_cases(Path(args.render_only))
         return
     with tempfile.TemporaryDirectory() as tmp_s:
-        tmp = Path(tmp_s)
+        tmp = Path(args.keep) if args.keep else Path(tmp_s)
         dirs: list[tuple[str, Path]] = []
-        if args.before:
+        if args.keep and (tmp / "before" / "figures.json").exists():
+            dirs.append(("before", tmp / "before"))
+        elif args.before:
             env = {**os.environ, "PYTHONPATH": str(Path(args.before).resolve() / "src")}
             subprocess.run([sys.executable, __file__, "--render-only", str(tmp / "before")],
                            check=True, env=env)

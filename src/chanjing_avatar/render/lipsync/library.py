@@ -92,6 +92,8 @@ class MouthLibrary:
             return None
         mw = float(np.linalg.norm(pts[291] - pts[61])) + 1e-6
         target = float(np.mean(np.linalg.norm(lo_curve[4:7] - up_curve[4:7], axis=1))) / mw
+        if target < 0.05:
+            return None  # a slit: nothing of the sample would show
         s = min(self.samples.values(), key=lambda s: abs(s.gap - target))
         m = similarity(pts[ALIGN], self.ref_pts[ALIGN])  # frame → reference
         tgt = np.vstack([up_curve, lo_curve]) @ m[:, :2].T + m[:, 2] - [self._x0, self._y0]

@@ -305,11 +305,15 @@ def _paint_cavity(
     d_lo = np.clip((v_lo - v) / (0.04 * mw), 0, 1)
     occl = (0.6 + 0.4 * d_up * d_up * (3 - 2 * d_up)) * (0.75 + 0.25 * d_lo)
     occl = (occl * (1.0 - 0.5 * au**3))[..., None].astype(np.float32)
-    if interior is not None:
-        img = interior[sy, sx] * (0.8 + 0.2 * occl)
+    img: NDArray[np.float32]
+    if float(gap.max()) < max(2.0, 0.04 * mw):
+        # A slit: one even shadow line (teeth or a sampled mouth squeezed this thin read as dots).
+        img = np.asarray(look.cavity * _warm(occl, look) * 1.6, np.float32)
+    elif interior is not None:
+        img = np.asarray(interior[sy, sx] * (0.8 + 0.2 * occl), np.float32)
     else:
         img = _synth_interior(u, v, v_up, v_lo, gap, au, mw, look) * _warm(occl, look)
-        img = cv2.GaussianBlur(img, (0, 0), look.blur)
+        img = np.asarray(cv2.GaussianBlur(img, (0, 0), look.blur), np.float32)
         if look.grain > 0.3:
             rng = np.random.default_rng(len(u))
             noise = rng.normal(0.0, look.grain, img.shape[:2]).astype(np.float32)

@@ -114,8 +114,9 @@ AUDITION_TEXT: dict[str, str] = {
 
 
 def _espeak_voice(key: str, name: str, gender: Literal["male", "female"], lang: str,
-                  variant: str) -> tuple[VoiceInfo, str]:
+                  variant: str, note: str = "") -> tuple[VoiceInfo, str]:
     desc = f"{'Mandarin' if lang == 'zh' else 'English'}, {gender}; offline espeak-ng (robotic)"
+    desc += note
     return VoiceInfo(id=voice_id(key), name=name, gender=gender, lang=lang, desc=desc), \
         f"{lang}:{variant}"
 
@@ -124,7 +125,9 @@ def _espeak_voice(key: str, name: str, gender: Literal["male", "female"], lang: 
 DEFAULT_VOICES: tuple[tuple[VoiceInfo, str], ...] = (
     _espeak_voice("zh-female-1", "小晴", "female", "zh", "f3"),
     _espeak_voice("zh-male-1", "云峰", "male", "zh", "m3"),
-    _espeak_voice("en-female-1", "Emma", "female", "en", "f2"),
+    _espeak_voice("en-female-1", "Emma", "female", "en", "f2",
+                  ", no phoneme timings (no neural English female voice found in an installable "
+                  "package)"),
     _espeak_voice("en-male-1", "Ryan", "male", "en", "m1"),
 )
 
