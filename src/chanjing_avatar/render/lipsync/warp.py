@@ -43,8 +43,8 @@ def backward_warp(
     x1 = int(min(w, dst[:, 0].max() + margin))
     y0 = int(max(0, dst[:, 1].min() - margin))
     y1 = int(min(h, dst[:, 1].max() + margin))
-    if x1 - x0 < 8 or y1 - y0 < 8 or float(np.abs(back).max(initial=0.0)) < 0.05:
-        return
+    if x1 - x0 < 8 or y1 - y0 < 8 or float(np.abs(back).max(initial=0.0)) < 0.5:
+        return  # nothing moves by half a pixel (a closed mouth, tracker jitter): no resampling
     rw, rh = x1 - x0, y1 - y0
     step = max(3.0, sigma / 2)
     gx = np.linspace(x0, x1 - 1, max(4, int(rw / step) + 1))
