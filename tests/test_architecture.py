@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "callback": {"client", "wire", "version"},
     "batch": {"client", "wire", "callback", "version"},
     "cli": {"client", "wire", "sandbox", "render", "batch", "callback", "version"},
+    "mcp": {"client", "wire", "batch", "callback", "version"},
 }
 
 
@@ -102,3 +103,29 @@ def test_imports_point_down(path: Path) -> None:
         if other is not None and other not in allowed:
             bad.append(f"line {lineno}: {part} imports {target} ({other})")
     assert not bad, "\n".join(bad)
+
+
+# The parts built on the client use its public face only: the package itself (whose names are its
+# public API) and the wire contract. Reaching `_core`, `_client`, `_exceptions`, `_models`, ...
+# directly would make those private modules an API that cannot change.
+PUBLIC_ONLY = {"cli", "batch", "callback", "mcp"}
+PUBLIC_MODULES = {"chanjing_avatar", "chanjing_avatar._wire", "chanjing_avatar._version"}
+OUTER_SOURCES = [p for p in SOURCES if _part_of_file(p) in PUBLIC_ONLY]
+
+
+@pytest.mark.parametrize("path", OUTER_SOURCES, ids=lambda p: str(p.relative_to(PKG)))
+def test_outer_parts_use_the_public_client_only(path: Path) -> None:
+    bad = [
+        f"line {lineno}: imports {target}; import it from chanjing_avatar (export it there)"
+        for lineno, target in _imports(path)
+        if _part_of_module(target) in {"client", "wire", "version"}
+        and target not in PUBLIC_MODULES
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_public_only_covers_the_outer_parts() -> None:
+    # A new outer package (mcp/) is checked as soon as it exists.
+    outer = {_part_of_file(p) for p in SOURCES} - {"client", "wire", "version", "render",
+                                                   "sandbox"}
+    assert outer <= PUBLIC_ONLY, outer - PUBLIC_ONLY

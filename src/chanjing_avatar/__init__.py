@@ -1,17 +1,19 @@
 """chanjing-avatar: a client for Chanjing's lip-sync Open API, with a local sandbox.
 
->>> from chanjing_avatar import Client
+>>> from chanjing_avatar import Client, LipSyncRequest
+>>> request = LipSyncRequest(video=Path("me.mp4"), text="你好", voice_id="...")  # checked here
 >>> with Client() as c:                       # keys from args, env or ~/.chanjing/credentials.json
-...     result = c.lipsync.make(video="me.mp4", text="你好", voice_id="...", output="out.mp4")
+...     result = c.lipsync.make(request, output="out.mp4")
+...     # the same in keywords: c.lipsync.make(video="me.mp4", text=..., voice_id=..., output=...)
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from ._version import __version__
 
 # The public names load on first use, so that importing a submodule (the CLI's `--help`) does not
 # pay for httpx and pydantic.
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._async_client import AsyncClient
     from ._client import Client
     from ._config import (
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
         resolve_credentials_dir,
         save_credentials,
     )
+    from ._core._redact import redact_url
     from ._exceptions import (
         AuthenticationError,
         ChanjingError,
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
         UploadUrl,
         Voice,
     )
+    from ._request import LipSyncRequest
 
 _LAZY = {
     "AsyncClient": "._async_client",
@@ -87,6 +91,8 @@ _LAZY = {
     "TaskFailedError": "._exceptions",
     "TransportError": "._exceptions",
     "WaitTimeoutError": "._exceptions",
+    "LipSyncRequest": "._request",
+    "redact_url": "._core._redact",
     "CreateLipSync": "._models",
     "Download": "._models",
     "FileDetail": "._models",
@@ -103,7 +109,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -135,6 +141,7 @@ __all__ = [
     "FileUnavailableError",
     "InsecureBaseUrlError",
     "InvalidRequestError",
+    "LipSyncRequest",
     "MakeEvent",
     "MakeResult",
     "MissingCredentialsError",
@@ -157,6 +164,7 @@ __all__ = [
     "Voice",
     "WaitTimeoutError",
     "__version__",
+    "redact_url",
     "resolve_config",
     "resolve_credentials_dir",
     "save_credentials",

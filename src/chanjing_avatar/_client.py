@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar, Unpack
 
 import httpx
 
@@ -17,6 +17,7 @@ from ._core import FileBody, Flow, Locked, Reply, Send, Sleep, _calls, _files, _
 from ._core._download import open_sink
 from ._core._ratelimit import Slot
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
+from ._request import CreateFields, LipSyncRequest, MakeFields, from_create_fields, from_make_fields
 
 T = TypeVar("T")
 
@@ -228,37 +229,27 @@ class Files(_Group):
 class LipSync(_Group):
     def create(
         self,
+        request: LipSyncRequest | None = None,
+        /,
         *,
-        video_file_id: str,
-        text: str | list[str] | None = None,
-        voice_id: str | None = None,
-        speed: float = 1.0,
-        pitch: float = 1.0,
-        audio_file_id: str | None = None,
-        screen_width: int | None = None,
-        screen_height: int | None = None,
-        backway: int = 1,
-        drive_mode: str = "",
-        model: int = 0,
-        volume: int = 100,
-        callback: str | None = None,
-        video_path: str | os.PathLike[str] | None = None,
         on_sent: Callable[[float], None] | None = None,
+        on_event: Callable[[MakeEvent], None] | None = None,
+        **fields: Unpack[CreateFields],
     ) -> str:
-        """Create a task (paid); returns its id. Checked locally first.
+        """Create a task (paid) and return its id; a request's local files are uploaded first.
 
-        ``on_sent(sent_at)`` is called with the wall-clock (unix) time just before the request's
-        bytes go out, after the rate limiter's wait, once per attempt (a create refused with
-        40001 or never connected is sent again). If it raises, nothing is sent and the
-        exception propagates.
+        Give a :class:`LipSyncRequest`, or its fields as keywords with the files by id
+        (``video_file_id``, ``audio_file_id``; ``video_path``, the video's local copy, gives the
+        default screen size). Everything is checked before the first request.
+        ``on_sent(sent_at)`` is called with the wall-clock (unix) time just before the create's
+        bytes go out, after the rate limiter's wait, once per attempt (a create refused as rate
+        limited or never connected is sent again). If it raises, nothing is sent and the
+        exception propagates. ``on_event`` hears the uploads and the create (as in :meth:`make`).
         """
-        body = _tasks.create_body(
-            video_file_id=video_file_id, text=text, voice_id=voice_id, speed=speed, pitch=pitch,
-            audio_file_id=audio_file_id, screen_width=screen_width, screen_height=screen_height,
-            backway=backway, drive_mode=drive_mode, model=model, volume=volume,
-            callback=callback, video_path=video_path,
-        )
-        return self._run(_tasks.create(self._client._ctx, body, on_sent))
+        request = from_create_fields(request, fields)
+        _, task_id = self._run(_tasks.submit(self._client._ctx, request, on_sent=on_sent,
+                                                on_event=on_event))
+        return task_id
 
     def get(self, task_id: str) -> Task:
         return self._run(_tasks.get(self._client._ctx, task_id))
@@ -312,35 +303,37 @@ class LipSync(_Group):
 
     def make(
         self,
+        request: LipSyncRequest | None = None,
+        /,
         *,
-        video: str | os.PathLike[str],
         output: str | os.PathLike[str],
-        text: str | None = None,
-        voice_id: str | None = None,
-        audio: str | os.PathLike[str] | None = None,
         on_event: Callable[[MakeEvent], None] | None = None,
         on_sent: Callable[[float], None] | None = None,
         waiter: _tasks.Waiter | None = None,
         overwrite: bool = False,
         timeout: float = 1800,
-        **create_options: Any,
+        **fields: Unpack[MakeFields],
     ) -> MakeResult:
-        """Upload what is local, create, wait, download.
+        """Upload what is local, create, wait, download to ``output`` (a file or a folder).
 
-        ``on_sent`` is the create's (see :meth:`create`). ``waiter`` replaces the polling wait:
+        Give a :class:`LipSyncRequest`, or its fields as keywords (``video`` and ``audio``: a
+        local path or a file id). ``on_event(MakeEvent)`` hears each stage; ``on_sent`` is the
+        create's (see :meth:`create`). ``waiter`` replaces the polling wait:
         ``waiter(task_id, timeout=..., on_progress=...)`` returns the task's final state
-        (e.g. a wait that ends at a confirmed callback; pass ``callback=URL`` so the task
-        sends one). Default: :meth:`wait`.
+        (e.g. a wait that ends at a confirmed callback; give the request a ``callback`` URL so
+        the task sends one). Default: :meth:`wait`. Raises ``FileExistsError`` rather than
+        overwrite, and TaskFailedError for a failed task.
         """
+        request = from_make_fields(request, fields)
         ctx = self._client._ctx
         started = self._run(_tasks.make_start(
-            ctx, video=video, output=output, text=text, voice_id=voice_id, audio=audio,
-            on_event=on_event, on_sent=on_sent, overwrite=overwrite, timeout=timeout,
-            create_options=create_options,
+            ctx, request, output=output, on_event=on_event, on_sent=on_sent,
+            overwrite=overwrite, timeout=timeout,
         ))
         wait = self.wait if waiter is None else waiter
         task = wait(started.task_id, timeout=timeout, on_progress=started.on_wait)
         return self._run(_tasks.make_finish(ctx, started, task, overwrite=overwrite))
+
 
 class Voices(_Group):
     def list(

@@ -101,10 +101,7 @@ def check_base_url(url: str, *, allow_http: bool) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"base_url must be an http(s) URL, got {url!r}")
     if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
-        raise InsecureBaseUrlError(
-            f"refusing plain http:// base_url {parts.hostname!r}: tokens would travel in clear; "
-            "use https://, a loopback address, or pass allow_http=True"
-        )
+        raise InsecureBaseUrlError(parts.hostname)
     return url.rstrip("/")
 
 

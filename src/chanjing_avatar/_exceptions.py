@@ -127,7 +127,15 @@ class CredentialsConflictError(CredentialsFileError):
 
 
 class InsecureBaseUrlError(ConfigurationError):
-    """A plain ``http://`` base URL that is not a loopback address, without ``allow_http``."""
+    """A plain ``http://`` base URL that is not a loopback address, without ``allow_http``.
+    ``host`` names it."""
+
+    def __init__(self, host: str, **kw: Any) -> None:
+        super().__init__(
+            f"refusing plain http:// base_url {host!r}: tokens would travel in clear; "
+            "use https://, a loopback address, or pass allow_http=True", **kw
+        )
+        self.host = host
 
 
 class InvalidRequestError(ChanjingError, ValueError):

@@ -73,26 +73,27 @@ class _Model(BaseModel):
 
 
 class TtsConfig(_Model):
-    """``tts_config`` of a create request. ``text`` is sent as an array."""
+    """``tts_config`` of a create body. ``text`` is sent as an array."""
 
     text: list[str]
     audio_man_id: str
-    speed: float = 1.0
-    pitch: float = 1.0
+    speed: float
+    pitch: float
 
 
 class CreateLipSync(_Model):
-    """The body of ``video_lip_sync/create``, as sent (after the shared validation)."""
+    """The body of ``video_lip_sync/create`` as sent: ``LipSyncRequest.wire_body()`` builds it,
+    with the defaults the request and the wire's rules (``_wire.validate_create``) fill in."""
 
     video_file_id: str
-    screen_width: int = 1080
-    screen_height: int = 1920
-    backway: Literal[1, 2] = 1
-    drive_mode: Literal["", "random"] = ""
-    model: int = 0
-    volume: int = 100
+    screen_width: int
+    screen_height: int
+    backway: Literal[1, 2]
+    drive_mode: Literal["", "random"]
+    model: int
+    volume: int
     callback: str | None = None
-    audio_type: Literal["tts", "audio"] = "tts"
+    audio_type: Literal["tts", "audio"]
     tts_config: TtsConfig | None = None
     audio_file_id: str | None = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
@@ -198,8 +198,10 @@ def _is_number(value: Any) -> bool:
     )
 
 
-def _check_id(body: Mapping[str, Any], field: str) -> None:
+def _check_id(body: Mapping[str, Any], field: str, pending: Collection[str]) -> None:
     value = body.get(field)
+    if value is None and field in pending:
+        return
     if not isinstance(value, str) or not value.strip():
         raise CreateFieldError(field, "required: a file id from file management")
     if len(value) > 128:
@@ -224,16 +226,18 @@ def normalize_text(text: Any) -> list[str]:
     return parts
 
 
-def validate_create(body: Any) -> dict[str, Any]:
+def validate_create(body: Any, *, pending: Collection[str] = ()) -> dict[str, Any]:
     """Check a create body against the documented rules; return it with defaults filled in.
 
     Raises :class:`CreateFieldError` naming the first wrong field. Existence of files and voices is
-    not checked here (that needs the server's state).
+    not checked here (that needs the server's state). The id fields named in ``pending``
+    (``video_file_id``, ``audio_file_id``, ``tts_config.audio_man_id``) may be absent: a client
+    checks everything else before it uploads a file or picks a voice.
     """
     if not isinstance(body, Mapping):
         raise CreateFieldError("body", "must be a JSON object")
     out: dict[str, Any] = dict(body)
-    _check_id(body, "video_file_id")
+    _check_id(body, "video_file_id", pending)
     for field, default in (("screen_width", 1080), ("screen_height", 1920)):
         value = body.get(field, default)
         if value is None:
@@ -278,7 +282,8 @@ def validate_create(body: Any) -> dict[str, Any]:
         tts_out = dict(tts)
         tts_out["text"] = normalize_text(tts.get("text"))
         voice = tts.get("audio_man_id")
-        if not isinstance(voice, str) or not voice.strip():
+        voice_pending = voice is None and "tts_config.audio_man_id" in pending
+        if not voice_pending and (not isinstance(voice, str) or not voice.strip()):
             raise CreateFieldError("tts_config.audio_man_id", "required: a voice id")
         speed = tts.get("speed", 1)
         if not _is_number(speed) or not 0.5 <= float(speed) <= 2:
@@ -289,5 +294,5 @@ def validate_create(body: Any) -> dict[str, Any]:
         tts_out["speed"], tts_out["pitch"] = speed, pitch
         out["tts_config"] = tts_out
     else:
-        _check_id(body, "audio_file_id")
+        _check_id(body, "audio_file_id", pending)
     return out

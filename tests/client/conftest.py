@@ -1,1 +1,36 @@
-from .fakes import clock, ctx, store  # noqa: F401 - fixtures
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .drivers import make_client  # noqa: F401 - fixture
+from .fakes import CopyRenderer, clock, ctx, store  # noqa: F401 - fixtures
+
+
+@pytest.fixture(scope="module")
+def copy_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A sandbox whose renderer copies the driving video (admin on, roomy limits); skipped
+    when the sandbox extra is not installed."""
+    sandbox = pytest.importorskip("chanjing_avatar.sandbox",
+                                  reason="needs the sandbox extra (pip install -e .[sandbox])")
+    cfg = sandbox.SandboxConfig(data_dir=tmp_path_factory.mktemp("sandbox"), admin=True,
+                                renderer=CopyRenderer(), rate_limit_scale=100,
+                                file_sync_delay_s=0.05)
+    with sandbox.Sandbox(cfg) as server:
+        yield server
+
+
+@pytest.fixture
+def admin(copy_sandbox: Any) -> Iterator[Any]:
+    copy_sandbox.admin.clear_faults()
+    copy_sandbox.admin.reset_stats()
+    yield copy_sandbox.admin
+    copy_sandbox.admin.clear_faults()
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from .media import make_video
+
+    return make_video(tmp_path_factory.mktemp("media") / "face.mp4")

@@ -7,8 +7,11 @@ import struct
 import wave
 from pathlib import Path
 
+import pytest
+
 
 def make_video(path: Path, width: int = 240, height: int = 320, seconds: float = 1.0) -> Path:
+    pytest.importorskip("av", reason="needs PyAV (the sandbox extra) to make a test video")
     import av
     import numpy as np
 

@@ -17,6 +17,7 @@ from chanjing_avatar import (
     ContentRejectedError,
     FileUnavailableError,
     InvalidRequestError,
+    LipSyncRequest,
     OutcomeUnknownError,
     QuotaExhaustedError,
     RateLimitError,
@@ -239,7 +240,7 @@ def test_parameter_errors_are_not_retried(ctx: Context, clock: FakeClock) -> Non
     assert len(rec.sends) == 1
 
 
-BODY = _tasks.create_body(video_file_id="f" * 32, text="你好", voice_id="v1")
+BODY = LipSyncRequest(video="f" * 32, text="你好", voice_id="v1").wire_body()
 
 
 def test_create_sends_text_as_array() -> None:
@@ -249,10 +250,10 @@ def test_create_sends_text_as_array() -> None:
 
 def test_create_local_validation_names_field() -> None:
     with pytest.raises(InvalidRequestError) as info:
-        _tasks.create_body(video_file_id="f" * 32, text="hi", voice_id="v", speed=3)
+        LipSyncRequest(video="f" * 32, text="hi", voice_id="v", speed=3)
     assert info.value.field == "tts_config.speed"
     with pytest.raises(InvalidRequestError) as info:
-        _tasks.create_body(video_file_id="f" * 32, text="hi", voice_id=None)
+        LipSyncRequest(video="f" * 32, text="hi", voice_id=None).wire_body()
     assert info.value.field == "voice_id"
 
 

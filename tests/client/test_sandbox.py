@@ -23,6 +23,7 @@ from chanjing_avatar import (
     ContentRejectedError,
     DownloadError,
     InvalidRequestError,
+    LipSyncRequest,
     MakeEvent,
     OutcomeUnknownError,
     QuotaExhaustedError,
@@ -505,9 +506,8 @@ def test_screen_size_follows_video(client: Client, tmp_path: Path) -> None:
     landscape = make_video(tmp_path / "wide.mp4", width=320, height=176)
     assert video_size(landscape) == (320, 176)
     detail = client.files.upload(landscape, "lip_sync_video")
-    from chanjing_avatar._core._tasks import create_body
-
-    body = create_body(video_file_id=detail.id, text="x", voice_id=VOICE, video_path=landscape)
+    request = LipSyncRequest(video=landscape, text="x", voice_id=VOICE)
+    body = request.with_file_ids(video_file_id=detail.id).wire_body()
     assert (body["screen_width"], body["screen_height"]) == (320, 176)
 
 

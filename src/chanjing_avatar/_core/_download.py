@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -133,6 +134,17 @@ def _size(path: Path) -> int:
         return 0
 
 
+class _OutputExists(FileExistsError):
+    """An output that exists and may not be replaced; ``filename`` names it (as ``open`` does)."""
+
+    def __str__(self) -> str:
+        return f"{self.filename} exists; pass overwrite=True to replace it"
+
+
+def output_exists(path: Path) -> FileExistsError:
+    return _OutputExists(errno.EEXIST, "exists", str(path))
+
+
 def _finish(part: Path, path: Path, overwrite: bool) -> None:
     with open(part, "rb+") as f:
         os.fsync(f.fileno())
@@ -142,10 +154,10 @@ def _finish(part: Path, path: Path, overwrite: bool) -> None:
     try:
         os.link(part, path)  # fails if path appeared meanwhile: never clobber
     except FileExistsError:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+        raise output_exists(path) from None
     except OSError:
         if path.exists():
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+            raise output_exists(path) from None
         os.replace(part, path)
         return
     part.unlink()
@@ -209,7 +221,7 @@ def download(
     """Fetch ``url`` into ``path``. A ``.<name>.part`` left beside it for the same URL is resumed
     (with ``If-Range``, so a changed object is fetched whole)."""
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise output_exists(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(path)
     validator = _load_meta(part, url) if part.exists() else None

@@ -25,9 +25,3 @@ def redact_url(url: str) -> str:
         shown.append(pair if key in _SHOWN_PARAMS else f"{key}{eq}***" if eq else key)
     return urlunsplit((parts.scheme, netloc, parts.path, "&".join(shown), ""))
 
-
-def mask(secret: str | None) -> str:
-    """A hint of a secret good for telling two apart, never enough to use it."""
-    if not secret:
-        return "<none>"
-    return f"{secret[:3]}…({len(secret)} chars)"

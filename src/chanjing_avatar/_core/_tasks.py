@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from .._exceptions import (
     InvalidRequestError,
@@ -16,7 +16,8 @@ from .._exceptions import (
     TransportError,
     WaitTimeoutError,
 )
-from .._models import CreateLipSync, Download, MakeEvent, MakeResult, Task, TaskPage, Voice
+from .._models import Download, MakeEvent, MakeResult, MakeStage, Task, TaskPage, Voice
+from .._request import LipSyncRequest
 from .._wire import (
     PATH_LIPSYNC_CREATE,
     PATH_LIPSYNC_DETAIL,
@@ -25,83 +26,18 @@ from .._wire import (
     SERVICE_LIP_SYNC_AUDIO,
     SERVICE_LIP_SYNC_VIDEO,
     VOICE_PAGE_MAX,
-    CreateFieldError,
     TaskStatus,
-    validate_create,
 )
 from ._calls import ApiCall, call
 from ._context import Context
 from ._decisions import ProgressEstimator, poll_delay
-from ._download import download
+from ._download import download, output_exists
 from ._effects import Flow, Sleep
 from ._files import upload
-from ._probe import video_size
 
 log = logging.getLogger("chanjing_avatar")
 
 TaskCallback = Callable[[Task], None]
-
-
-def create_body(
-    *,
-    video_file_id: str,
-    text: str | list[str] | None = None,
-    voice_id: str | None = None,
-    speed: float = 1.0,
-    pitch: float = 1.0,
-    audio_file_id: str | None = None,
-    screen_width: int | None = None,
-    screen_height: int | None = None,
-    backway: int = 1,
-    drive_mode: str = "",
-    model: int = 0,
-    volume: int = 100,
-    callback: str | None = None,
-    video_path: str | os.PathLike[str] | None = None,
-) -> dict[str, Any]:
-    """The validated wire body; raises :class:`InvalidRequestError` naming the wrong field."""
-    if (text is None) == (audio_file_id is None):
-        raise InvalidRequestError(
-            "give either text (with voice_id) or audio_file_id", field="text",
-            endpoint=PATH_LIPSYNC_CREATE,
-        )
-    if video_path is not None and (screen_width is None or screen_height is None):
-        size = video_size(Path(video_path))
-        if size is not None:
-            screen_width = screen_width if screen_width is not None else size[0]
-            screen_height = screen_height if screen_height is not None else size[1]
-        else:
-            log.info("could not read the size of %s; using the default screen size", video_path)
-    body: dict[str, Any] = {
-        "video_file_id": video_file_id,
-        "backway": backway,
-        "drive_mode": drive_mode,
-        "model": model,
-        "volume": volume,
-    }
-    if screen_width is not None:
-        body["screen_width"] = screen_width
-    if screen_height is not None:
-        body["screen_height"] = screen_height
-    if callback:
-        body["callback"] = callback
-    if text is not None:
-        body["audio_type"] = "tts"
-        body["tts_config"] = {
-            "text": [text] if isinstance(text, str) else list(text),  # the array form
-            "audio_man_id": voice_id,
-            "speed": speed,
-            "pitch": pitch,
-        }
-    else:
-        body["audio_type"] = "audio"
-        body["audio_file_id"] = audio_file_id
-    try:
-        checked = validate_create(body)
-    except CreateFieldError as e:
-        field = "voice_id" if e.field == "tts_config.audio_man_id" else e.field
-        raise InvalidRequestError(str(e), field=field, endpoint=PATH_LIPSYNC_CREATE) from None
-    return CreateLipSync.model_validate(checked).to_wire()
 
 
 def create(
@@ -280,21 +216,6 @@ def _suffix(url: str, default: str) -> str:
     return match.group(1).lower() if match else default
 
 
-_FILE_ID = re.compile(r"[A-Za-z0-9_-]{6,128}")
-
-
-def _local_or_id(value: str | os.PathLike[str] | BinaryIO, field: str) -> Path | str:
-    if isinstance(value, os.PathLike):
-        return Path(value)
-    if isinstance(value, str):
-        if os.path.exists(value):
-            return Path(value)
-        if _FILE_ID.fullmatch(value):
-            return value
-        raise InvalidRequestError(f"{field}: no such file: {value}", field=field)
-    raise InvalidRequestError(f"{field}: give a path or a file id", field=field)
-
-
 class Waiter(Protocol):
     """``make``'s wait, replaceable: ``waiter(task_id, timeout=..., on_progress=...)`` returns
     the task's final state; a failed task may be returned or raised as TaskFailedError.
@@ -327,66 +248,66 @@ class MakeStarted:
         self.emit(MakeEvent(stage="wait", task=task))
 
 
+def submit(
+    ctx: Context,
+    request: LipSyncRequest,
+    *,
+    on_sent: Callable[[float], None] | None,
+    on_event: Callable[[MakeEvent], None] | None,
+    timeout: float = 600,
+) -> Flow[tuple[LipSyncRequest, str]]:
+    """Upload the request's local files, then create the task (paid); everything is checked
+    before the first upload. Returns the request as sent (file ids only) and the task id.
+    ``on_sent`` is the create's (see ``create``)."""
+    request.check_before_upload()
+    emit = on_event or _ignore
+    ids: dict[str, str] = {}
+    uploads: list[tuple[str, Path | None, str, MakeStage]] = [
+        ("video_file_id", request.video_path, SERVICE_LIP_SYNC_VIDEO, "upload_video"),
+        ("audio_file_id", request.audio_path, SERVICE_LIP_SYNC_AUDIO, "upload_audio"),
+    ]
+    for key, path, service, stage in uploads:
+        if path is None:
+            continue
+        detail = yield from upload(ctx, path, service, name=None,
+                                   on_progress=_progress(emit, stage), wait=True,
+                                   timeout=min(timeout, 600))
+        ids[key] = detail.id
+        emit(MakeEvent(stage=stage, file_id=detail.id))
+    sent = request.with_file_ids(**ids)
+    task_id = yield from create(ctx, sent.wire_body(), on_sent)
+    emit(MakeEvent(stage="create", task=Task(id=task_id)))
+    return sent, task_id
+
+
+def _ignore(_event: MakeEvent) -> None:
+    pass
+
+
+def _progress(emit: Callable[[MakeEvent], None], stage: MakeStage) -> Callable[[int, int], None]:
+    return lambda sent, total: emit(MakeEvent(stage=stage, sent=sent, total=total))
+
+
 def make_start(
     ctx: Context,
+    request: LipSyncRequest,
     *,
-    video: str | os.PathLike[str],
     output: str | os.PathLike[str],
-    text: str | None,
-    voice_id: str | None,
-    audio: str | os.PathLike[str] | None,
     on_event: Callable[[MakeEvent], None] | None,
     on_sent: Callable[[float], None] | None = None,
     overwrite: bool,
     timeout: float,
-    create_options: Mapping[str, Any],
 ) -> Flow[MakeStarted]:
-    """``make`` up to the create: upload what is local, create. Checks everything it can
-    before paying. ``on_sent`` is the create's (see ``create``)."""
-    emit = on_event or (lambda _e: None)
+    """``make`` up to the create: upload what is local, create (see :func:`submit`)."""
+    emit = on_event or _ignore
     out = Path(output)
     if not out.is_dir() and out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
-    video_src = _local_or_id(video, "video")
-    audio_src = _local_or_id(audio, "audio") if audio is not None else None
-    options = dict(create_options)
-    # Validate the body with placeholder ids before any upload.
-    create_body(
-        video_file_id=video_src if isinstance(video_src, str) else "pending",
-        text=text, voice_id=voice_id,
-        audio_file_id=None if audio_src is None else "pending",
-        video_path=video_src if isinstance(video_src, Path) else None,
-        **options,
-    )
-
-    def progress(stage: str) -> Callable[[int, int], None]:
-        return lambda sent, total: emit(MakeEvent(stage=stage, sent=sent, total=total))
-
-    if isinstance(video_src, Path):
-        detail = yield from upload(ctx, video_src, SERVICE_LIP_SYNC_VIDEO, name=None,
-                                   on_progress=progress("upload_video"), wait=True,
-                                   timeout=min(timeout, 600))
-        video_file_id = detail.id
-        emit(MakeEvent(stage="upload_video", file_id=video_file_id))
-    else:
-        video_file_id = video_src
-    audio_file_id: str | None = None
-    if isinstance(audio_src, Path):
-        detail = yield from upload(ctx, audio_src, SERVICE_LIP_SYNC_AUDIO, name=None,
-                                   on_progress=progress("upload_audio"), wait=True,
-                                   timeout=min(timeout, 600))
-        audio_file_id = detail.id
-        emit(MakeEvent(stage="upload_audio", file_id=audio_file_id))
-    elif audio_src is not None:
-        audio_file_id = audio_src
-    body = create_body(
-        video_file_id=video_file_id, text=text, voice_id=voice_id, audio_file_id=audio_file_id,
-        video_path=video_src if isinstance(video_src, Path) else None, **options,
-    )
-    task_id = yield from create(ctx, body, on_sent)
-    emit(MakeEvent(stage="create", task=Task(id=task_id)))
-    return MakeStarted(task_id=task_id, video_file_id=video_file_id,
-                       audio_file_id=audio_file_id, output=out, emit=emit)
+        raise output_exists(out)
+    sent, task_id = yield from submit(ctx, request, on_sent=on_sent, on_event=emit,
+                                      timeout=timeout)
+    assert sent.video_file_id is not None
+    return MakeStarted(task_id=task_id, video_file_id=sent.video_file_id,
+                       audio_file_id=sent.audio_file_id, output=out, emit=emit)
 
 
 def make_finish(

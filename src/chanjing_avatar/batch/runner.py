@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import filelock
 
-from .._exceptions import (
+from .. import (
     AuthenticationError,
     ChanjingError,
     ContentRejectedError,
@@ -35,15 +35,15 @@ from .._exceptions import (
     InvalidRequestError,
     OutcomeUnknownError,
     QuotaExhaustedError,
+    Task,
 )
-from .._models import Task
 from .._wire import TaskStatus, is_billing_failure
 from .journal import Journal, JournalLostError, JournalRow, RowState
 from .manifest import Manifest
 from .reconcile import Listed, decide, estimate_offset
 
 if TYPE_CHECKING:
-    from .._async_client import AsyncClient
+    from .. import AsyncClient
     from ..callback.receiver import CallbackReceiver
 
 __all__ = ["BatchOptions", "BatchProgress", "BatchRunner", "UnknownTasksError", "run_batch"]

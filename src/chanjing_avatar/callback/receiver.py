@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .._models import Task
+    from .. import Task
 
 __all__ = ["CallbackReceiver", "ReceiverStats", "extract_task_id"]
 

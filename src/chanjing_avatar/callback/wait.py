@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 from .receiver import CallbackReceiver
 
 if TYPE_CHECKING:
-    from .._async_client import AsyncClient
-    from .._models import Task
+    from .. import AsyncClient, Task
 
 __all__ = ["wait_with_callbacks"]
 

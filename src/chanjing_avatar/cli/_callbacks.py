@@ -16,8 +16,7 @@ import typer
 from ._errors import CliError, ExitCode
 
 if TYPE_CHECKING:
-    from .._async_client import AsyncClient
-    from .._models import Task
+    from .. import AsyncClient, Task
     from ..callback import CallbackReceiver, ReceiverServer
     from ._common import Session
     from ._output import Output

@@ -20,8 +20,7 @@ from ._errors import CONTEXT, CliError, ExitCode
 from ._output import Output, register_secret, register_secret_source
 
 if TYPE_CHECKING:
-    from .._async_client import AsyncClient
-    from .._client import Client
+    from .. import AsyncClient, Client
 
 # -- options shared by the commands ----------------------------------------------------------------
 JsonOpt = Annotated[
@@ -203,7 +202,7 @@ class Session:
     # -- the client ------------------------------------------------------------------------------
     def client(self) -> Client:
         """A client for this command: the embedded sandbox with --local, else the configured API."""
-        from .._client import Client
+        from .. import Client
 
         if self.local:
             sb = self.sandbox()
@@ -221,7 +220,7 @@ class Session:
     def async_client(self) -> AsyncClient:
         """The same as :meth:`client`, async; the caller closes it (``await c.aclose()``) in its
         event loop."""
-        from .._async_client import AsyncClient
+        from .. import AsyncClient
 
         if self.local:
             sb = self.sandbox()

@@ -99,9 +99,8 @@ def describe(exc: BaseException) -> Failure:
     failure = _describe_client_error(exc)
     if failure is not None:
         return failure
-    if isinstance(exc, FileExistsError):
-        text = str(exc).replace("pass overwrite=True", "use --overwrite")
-        return Failure(ExitCode.USAGE, _one_line(text))
+    if isinstance(exc, FileExistsError) and exc.filename:
+        return Failure(ExitCode.USAGE, f"{exc.filename} exists; use --overwrite to replace it")
     if isinstance(exc, FileNotFoundError):
         return Failure(ExitCode.USAGE, f"no such file: {exc.filename}")
     if isinstance(exc, IsADirectoryError):
@@ -122,7 +121,7 @@ def describe(exc: BaseException) -> Failure:
 
 
 def _describe_client_error(exc: BaseException) -> Failure | None:
-    from .. import _exceptions as E
+    import chanjing_avatar as E
 
     if not isinstance(exc, E.ChanjingError):
         return None
@@ -142,8 +141,11 @@ def _describe_client_error(exc: BaseException) -> Failure | None:
         return Failure(
             ExitCode.AUTH, f"{msg} (or write it again with: chanjing-avatar auth set)", detail
         )
-    if isinstance(exc, E.ConfigurationError):  # a refused or malformed base URL
-        return Failure(ExitCode.USAGE, msg.replace(", or pass allow_http=True", ""), detail)
+    if isinstance(exc, E.InsecureBaseUrlError):
+        return Failure(ExitCode.USAGE, f"refusing plain http:// base URL {exc.host!r}: tokens "
+                       "would travel in clear; use https:// or a loopback address", detail)
+    if isinstance(exc, E.ConfigurationError):  # a malformed base URL
+        return Failure(ExitCode.USAGE, msg, detail)
     if isinstance(exc, E.InvalidRequestError):
         return Failure(ExitCode.USAGE, msg, detail)
     if isinstance(exc, E.AuthenticationError):

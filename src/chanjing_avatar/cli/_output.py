@@ -38,9 +38,16 @@ def register_secret_source(source: Callable[[], Iterable[str]]) -> None:
 
 
 def redact_url(url: str) -> str:
-    from .._core._redact import redact_url as _redact
+    from .. import redact_url as _redact
 
     return _redact(url)
+
+
+def mask(secret: str | None) -> str:
+    """A hint of a secret good for telling two apart, never enough to use it."""
+    if not secret:
+        return "<none>"
+    return f"{secret[:3]}…({len(secret)} chars)"
 
 
 def scrub(text: str) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._output import redact_url
 
 if TYPE_CHECKING:
-    from .._models import FileDetail, Task, Voice
+    from .. import FileDetail, Task, Voice
 
 STATUS_NAMES = {0: "queued", 10: "generating", 20: "succeeded", 30: "failed"}
 

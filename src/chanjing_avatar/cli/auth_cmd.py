@@ -106,8 +106,7 @@ def _fetch_token(app_id: str, secret: str, base_url: str | None) -> tuple[str, f
     """Get a token in a scratch folder, so nothing is written unless the pair works."""
     import tempfile
 
-    from .. import resolve_config
-    from .._client import Client
+    from .. import Client, resolve_config
 
     with tempfile.TemporaryDirectory(prefix="chanjing-auth-") as tmp:
         with Client(app_id, secret, base_url=base_url, credentials_dir=tmp) as c:
@@ -132,7 +131,7 @@ def auth_status(
     """Show where the app id, secret key, base URL and token come from (secrets masked)."""
     from datetime import UTC, datetime
 
-    from .._core._redact import mask
+    from ._output import mask
 
     with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
                  credentials_dir=credentials_dir) as s:

@@ -9,7 +9,7 @@ import typer
 from ._common import BaseUrlOpt, CredentialsDirOpt, LocalOpt, VerboseOpt
 
 if TYPE_CHECKING:
-    from .._models import Task
+    from .. import Task
 
 callback_app = typer.Typer(help="Receive the API's task callbacks.", no_args_is_help=True)
 

@@ -21,8 +21,7 @@ from ._errors import CliError, ExitCode
 from ._signals import terminate_as_interrupt
 
 if TYPE_CHECKING:
-    from .._client import Client
-    from .._models import FileDetail
+    from .. import Client, FileDetail
 
 
 def upload_with_bar(s: Session, client: Client, path: Path, service: str, label: str) -> FileDetail:

@@ -46,7 +46,7 @@ from .tasks_cmd import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .._models import MakeEvent, MakeResult
+    from .. import MakeEvent, MakeResult
 
 
 class StageView:
@@ -256,7 +256,7 @@ def _make_with_receiver(s: Session, listen: Listen, kwargs: dict[str, Any]) -> M
     the callback URL, and the wait ends at a confirmed callback (or the safety-net poll)."""
     import asyncio
 
-    from .._models import Task
+    from .. import Task
     from ._callbacks import running_receiver, wait_for_task
 
     kwargs = dict(kwargs)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
-    from .._client import Client
+    from .. import Client
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _client() -> Client:
-    from .._client import Client
+    from .. import Client
 
     return Client()
 
@@ -150,7 +150,7 @@ def poll_task(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> str:
-        from .._exceptions import TaskFailedError
+        from .. import TaskFailedError
 
         with _client() as c:
             task = c.lipsync.wait(args.id, timeout=args.timeout)

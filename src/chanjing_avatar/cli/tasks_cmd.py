@@ -23,8 +23,7 @@ from ._errors import CliError, ExitCode, with_path
 from ._signals import terminate_as_interrupt
 
 if TYPE_CHECKING:
-    from .._client import Client
-    from .._models import Task
+    from .. import Client, Task
 
 # -- options shared by create and make ---------------------------------------------------
 TextOpt = Annotated[
@@ -337,7 +336,7 @@ def wait_with_bar(s: Session, task_id: str, timeout: float,
     """Wait for a task with a bar of its own progress; a failed task raises (exit 1).
 
     With ``listen``, the callback receiver runs there and polling slows to its safety net."""
-    from .._exceptions import TaskFailedError
+    from .. import TaskFailedError
     from ._present import status_name
 
     # The client (and with --local the sandbox, with its note) before the bar starts.
@@ -431,7 +430,7 @@ def download(
     check_output(path, overwrite)
     with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
                  credentials_dir=credentials_dir) as s:
-        from .._exceptions import InvalidRequestError
+        from .. import InvalidRequestError
 
         client = s.client()
         try:
