@@ -22,6 +22,7 @@ from ._core._download import open_sink
 from ._core._ratelimit import Slot
 from ._credentials import LockPair
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
+from ._photo import async_photo_source
 from ._request import CreateFields, LipSyncRequest, MakeFields, from_create_fields, from_make_fields
 
 T = TypeVar("T")
@@ -292,8 +293,9 @@ class AsyncLipSync(_AsyncGroup):
         exception propagates. ``on_event`` hears the uploads and the create (as in :meth:`make`).
         """
         request = from_create_fields(request, fields)
-        _, task_id = await self._run(_tasks.submit(self._client._ctx, request, on_sent=on_sent,
-                                                on_event=on_event))
+        async with async_photo_source(request) as request:
+            _, task_id = await self._run(_tasks.submit(self._client._ctx, request,
+                                                       on_sent=on_sent, on_event=on_event))
         return task_id
 
     async def get(self, task_id: str) -> Task:
@@ -372,10 +374,12 @@ class AsyncLipSync(_AsyncGroup):
         """
         request = from_make_fields(request, fields)
         ctx = self._client._ctx
-        started = await self._run(_tasks.make_start(
-            ctx, request, output=output, on_event=on_event, on_sent=on_sent,
-            overwrite=overwrite, timeout=timeout,
-        ))
+        _tasks.check_output(output, overwrite)  # before a photo is encoded
+        async with async_photo_source(request) as request:
+            started = await self._run(_tasks.make_start(
+                ctx, request, output=output, on_event=on_event, on_sent=on_sent,
+                overwrite=overwrite, timeout=timeout,
+            ))
         wait = self.wait if waiter is None else waiter
         task = await wait(started.task_id, timeout=timeout, on_progress=started.on_wait)
         return await self._run(_tasks.make_finish(ctx, started, task, overwrite=overwrite))
