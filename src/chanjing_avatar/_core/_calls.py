@@ -18,9 +18,15 @@ from .._exceptions import (
     RateLimitError,
     TransportError,
 )
-from .._wire import PATH_ACCESS_TOKEN, PATH_RATE_BUCKET, TOKEN_HEADER, Code
+from .._wire import PATH_ACCESS_TOKEN, PATH_RATE_BUCKET, RATE_LIMITS, TOKEN_HEADER, Code
 from ._context import Context
-from ._decisions import backoff, is_retryable, retry_refused_token, token_is_fresh
+from ._decisions import (
+    backoff,
+    is_retryable,
+    may_retry,
+    retry_refused_token,
+    token_is_fresh,
+)
 from ._effects import Flow, Locked, Reply, Send, Sleep
 from ._envelope import decode
 
@@ -109,11 +115,19 @@ class ApiCall:
     on_sent: Callable[[float], None] | None = None
 
 
+def rate_patience(path: str) -> float:
+    """How long 40001s on ``path`` are retried (with max_retries > 0): until the documented
+    window has surely rolled over, however many other programs of the app fill it."""
+    limit = RATE_LIMITS.get(PATH_RATE_BUCKET.get(path, ""))
+    return 2 * limit.period_s if limit is not None else 0.0
+
+
 def call(ctx: Context, spec: ApiCall) -> Flow[Any]:
     """Send one API call and return the envelope's ``data``, retrying what is safe to retry."""
     access_token = yield from token(ctx)
     refused: list[str] = []
     retries = 0
+    limited_s = 0.0  # slept after 40001s
     while True:
         reply: Reply = yield Send(
             spec.method,
@@ -151,12 +165,15 @@ def call(ctx: Context, spec: ApiCall) -> Flow[Any]:
                     trace_id=e.trace_id,
                     endpoint=spec.path,
                 ) from e
-            if not is_retryable(e) or retries >= ctx.retry.max_retries:
+            if not is_retryable(e) or not may_retry(
+                ctx.retry, retries, rate_limited=rate_limited, limited_s=limited_s,
+                patience_s=rate_patience(spec.path),
+            ):
                 raise
             delay = backoff(ctx.retry, retries, ctx.rng, rate_limited=rate_limited)
             retries += 1
+            limited_s += delay if rate_limited else 0.0
             log.info(
-                "%s failed (%s); retry %d/%d in %.1f s",
-                spec.path, e.msg, retries, ctx.retry.max_retries, delay,
+                "%s failed (%s); retry %d in %.1f s", spec.path, e.msg, retries, delay,
             )
             yield Sleep(delay)
