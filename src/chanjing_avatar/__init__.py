@@ -25,7 +25,10 @@ if _typing.TYPE_CHECKING:
         resolve_credentials_dir,
         save_credentials,
     )
+    from ._core._download import download_part_path
+    from ._core._pages import PageCursor
     from ._core._redact import redact_url
+    from ._credentials import SavedCredentials, write_credentials
     from ._exceptions import (
         AuthenticationError,
         ChanjingError,
@@ -93,6 +96,10 @@ _LAZY = {
     "WaitTimeoutError": "._exceptions",
     "LipSyncRequest": "._request",
     "redact_url": "._core._redact",
+    "download_part_path": "._core._download",
+    "PageCursor": "._core._pages",
+    "SavedCredentials": "._credentials",
+    "write_credentials": "._credentials",
     "CreateLipSync": "._models",
     "Download": "._models",
     "FileDetail": "._models",
@@ -146,12 +153,14 @@ __all__ = [
     "MakeResult",
     "MissingCredentialsError",
     "OutcomeUnknownError",
+    "PageCursor",
     "PageInfo",
     "QuotaExhaustedError",
     "RateLimit",
     "RateLimitError",
     "RateLimits",
     "ResolvedConfig",
+    "SavedCredentials",
     "ServerError",
     "Setting",
     "Task",
@@ -164,8 +173,10 @@ __all__ = [
     "Voice",
     "WaitTimeoutError",
     "__version__",
+    "download_part_path",
     "redact_url",
     "resolve_config",
     "resolve_credentials_dir",
     "save_credentials",
+    "write_credentials",
 ]

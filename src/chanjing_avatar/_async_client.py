@@ -15,10 +15,10 @@ import anyio.lowlevel
 import anyio.to_thread
 import httpx
 
-from ._base import CHUNK, LOCK_TIMEOUT_S, BaseClient, lock_busy
+from ._base import CHUNK, LOCK_TIMEOUT_S, BaseClient, Received, lock_busy
 from ._config import RateLimits
-from ._core import FileBody, Flow, Locked, Reply, Send, Sleep, _calls, _files, _tasks
-from ._core._download import open_sink
+from ._core import FileBody, Flow, Reply, Send, Sleep, WithStoreLock, _calls, _files, _tasks
+from ._core._pages import PageCursor
 from ._core._ratelimit import Slot
 from ._credentials import LockPair
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
@@ -149,7 +149,7 @@ class AsyncClient(BaseClient):
             elif isinstance(effect, Sleep):
                 if effect.seconds > 0:
                     await self._sleep(effect.seconds)
-            elif isinstance(effect, Locked):
+            elif isinstance(effect, WithStoreLock):
                 try:
                     held = await self._acquire()
                 except Exception as e:  # an unusable lock file: the flow raises it
@@ -195,38 +195,26 @@ class AsyncClient(BaseClient):
             json=send.json, content=content, timeout=self._timeouts[send.timeout],
         )
         sent_at, started = self._sending(send, slot), time.monotonic()
-        written = 0
+        received = Received(send.sink)
         response: httpx.Response | None = None
         try:
             response = await http.send(request, stream=True,
                                        follow_redirects=send.sink is not None)
             try:
-                sink_file = (
-                    open_sink(send.sink, response.status_code, response.headers)
-                    if send.sink is not None else None
-                )
+                sink_file = received.open_sink(response)
                 if sink_file is not None:
-                    assert send.sink is not None
-                    base = send.sink.offset if response.status_code == 206 else 0
-                    total = base + int(response.headers.get("content-length", 0) or 0)
                     with sink_file:
                         async for chunk in response.aiter_bytes():
                             await anyio.to_thread.run_sync(sink_file.write, chunk)
-                            written += len(chunk)
-                            if send.sink.on_progress is not None:
-                                send.sink.on_progress(base + written, total)
-                    body = b""
+                            received.wrote(len(chunk))
                 else:
-                    body = await response.aread()
+                    received.body = await response.aread()
             finally:
                 await response.aclose()
         except httpx.RequestError as e:
-            reply = (
-                Reply.failed(e, sent_at, written) if response is None  # cut mid-body: keep status
-                else Reply(response.status_code, response.headers, b"", e, sent_at, written)
-            )
+            reply = received.reply(response, sent_at, e)
         else:
-            reply = Reply(response.status_code, response.headers, body, None, sent_at, written)
+            reply = received.reply(response, sent_at)
         self._log_reply(send, reply, started)
         return reply
 
@@ -247,6 +235,9 @@ class AsyncAuth(_AsyncGroup):
 
 class AsyncFiles(_AsyncGroup):
     async def create_upload_url(self, service: str, name: str) -> UploadUrl:
+        """A signed address to PUT one file to (valid 15 minutes) and the file id it will have.
+
+        ``name`` is the original file name; its extension must suit ``service``."""
         return await self._run(_files.create_upload_url(self._client._ctx, service, name))
 
     async def upload(
@@ -266,9 +257,12 @@ class AsyncFiles(_AsyncGroup):
         ))
 
     async def get(self, file_id: str) -> FileDetail:
+        """The file's current detail (status 1 or 2: ready; 98: failed the content check)."""
         return await self._run(_files.file_detail(self._client._ctx, file_id))
 
     async def wait_ready(self, file_id: str, *, timeout: float = 600) -> FileDetail:
+        """Poll until the file is ready; raises ContentRejectedError, FileUnavailableError or
+        WaitTimeoutError (with ``.last``)."""
         return await self._run(_files.wait_ready(self._client._ctx, file_id, timeout))
 
 
@@ -299,21 +293,26 @@ class AsyncLipSync(_AsyncGroup):
         return task_id
 
     async def get(self, task_id: str) -> Task:
+        """The task's current state (status, progress, and once finished its video URL)."""
         return await self._run(_tasks.get(self._client._ctx, task_id))
 
     async def list(self, page: int = 1, page_size: int = 10) -> TaskPage:
+        """One page of the account's tasks, newest first (see :meth:`iter_pages` for all)."""
         return await self._run(_tasks.list_page(self._client._ctx, page, page_size))
+
+    async def iter_pages(self, page_size: int = 50) -> AsyncIterator[TaskPage]:
+        """Every page of tasks, newest first, until the last (one stop rule: ``PageCursor``)."""
+        cursor: PageCursor | None = PageCursor(1, page_size)
+        while cursor is not None:
+            page = await self.list(cursor.page, cursor.size)
+            yield page
+            cursor = cursor.after(len(page.items), page.page_info.total_page)
 
     async def iter_all(self, page_size: int = 50) -> AsyncIterator[Task]:
         """Every task, newest first, page by page."""
-        page = 1
-        while True:
-            result = await self.list(page, page_size)
-            for task in result.items:
+        async for page in self.iter_pages(page_size):
+            for task in page.items:
                 yield task
-            if not result.items or page >= result.page_info.total_page:
-                return
-            page += 1
 
     async def wait(
         self,
@@ -322,6 +321,10 @@ class AsyncLipSync(_AsyncGroup):
         timeout: float = 1800,
         on_progress: Callable[[Task], None] | None = None,
     ) -> Task:
+        """Poll until the task ends; returns it when it succeeded.
+
+        Raises TaskFailedError (status 30) or WaitTimeoutError (with ``.last``). Polls slow down
+        with the task's progress; ``on_progress(task)`` hears every look."""
         return await self._run(_tasks.wait(self._client._ctx, task_id, timeout=timeout,
                                            on_progress=on_progress))
 
@@ -332,6 +335,9 @@ class AsyncLipSync(_AsyncGroup):
         timeout: float = 1800,
         on_progress: Callable[[Task], None] | None = None,
     ) -> dict[str, Task]:
+        """Poll many tasks on their own schedules, one request at a time; every id's final task,
+        failed ones included (check ``.failed``). On the deadline raises WaitTimeoutError with
+        ``.done`` (finished so far) and ``.pending`` (last seen of the others)."""
         return await self._run(_tasks.wait_many(self._client._ctx, task_ids, timeout=timeout,
                                                 on_progress=on_progress))
 
@@ -344,6 +350,11 @@ class AsyncLipSync(_AsyncGroup):
         preview: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> Download:
+        """Save a finished task's video to ``path`` (a file, or a folder for ``<task id>.mp4``).
+
+        Streams to a ``.<name>.part`` beside it, resumed by the next try, and renames it when
+        complete; FileExistsError rather than overwrite unless ``overwrite``. ``preview`` also
+        saves the cover image. A failed task raises TaskFailedError."""
         return await self._run(_tasks.download_task(
             self._client._ctx, task_or_id, Path(path), overwrite=overwrite, preview=preview,
             on_progress=on_progress,
@@ -367,10 +378,10 @@ class AsyncLipSync(_AsyncGroup):
         Give a :class:`LipSyncRequest`, or its fields as keywords (``video`` and ``audio``: a
         local path or a file id). ``on_event(MakeEvent)`` hears each stage; ``on_sent`` is the
         create's (see :meth:`create`). ``waiter`` replaces the polling wait:
-        ``await waiter(task_id, timeout=..., on_progress=...)`` returns the task's final state
-        (e.g. a wait that ends at a confirmed callback; give the request a ``callback`` URL so
-        the task sends one). Default: :meth:`wait`. Raises ``FileExistsError`` rather than
-        overwrite, and TaskFailedError for a failed task.
+        ``waiter(task_id, timeout=..., on_progress=...)`` (awaited by the async client) returns
+        the task's final state (e.g. a wait that ends at a confirmed callback; give the request
+        a ``callback`` URL so the task sends one). Default: :meth:`wait`. Raises
+        ``FileExistsError`` rather than overwrite, and TaskFailedError for a failed task.
         """
         request = from_make_fields(request, fields)
         ctx = self._client._ctx

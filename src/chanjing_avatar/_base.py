@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import httpx
 
@@ -23,7 +23,8 @@ from ._config import (
     configure_logging_from_env,
     resolve_settings,
 )
-from ._core import Context, RateLimiter, Reply, RetryPolicy, Send
+from ._core import Context, RateLimiter, Reply, RetryPolicy, Send, Sink
+from ._core._download import open_sink
 from ._core._ratelimit import CHECKS, Slot
 from ._core._redact import redact_url
 from ._credentials import CredentialsStore, read_credentials_file
@@ -211,6 +212,41 @@ class BaseClient:
             except ValueError:
                 pass
         log.debug("%s %s -> %s in %.0f ms%s", send.method, target, reply.status, ms, trace)
+
+
+class Received:
+    """What came back for one send, apart from the I/O the drivers do: where a download's bytes
+    start in the file, its progress, and the :class:`Reply` handed to the flow."""
+
+    def __init__(self, sink: Sink | None) -> None:
+        self.sink = sink
+        self.body = b""
+        self.written = 0
+        self._offset = 0
+        self._total = 0
+
+    def open_sink(self, response: httpx.Response) -> BinaryIO | None:
+        """The file to stream ``response`` into, or None (no sink, or an error body)."""
+        if self.sink is None:
+            return None
+        file = open_sink(self.sink, response.status_code, response.headers)
+        if file is not None:
+            self._offset = self.sink.offset if response.status_code == 206 else 0
+            self._total = self._offset + int(response.headers.get("content-length", 0) or 0)
+        return file
+
+    def wrote(self, size: int) -> None:
+        self.written += size
+        if self.sink is not None and self.sink.on_progress is not None:
+            self.sink.on_progress(self._offset + self.written, self._total)
+
+    def reply(self, response: httpx.Response | None, sent_at: float,
+              error: httpx.RequestError | None = None) -> Reply:
+        if response is None:
+            assert error is not None
+            return Reply.failed(error, sent_at, self.written)
+        body = b"" if error is not None else self.body  # cut mid-body: keep the status
+        return Reply(response.status_code, response.headers, body, error, sent_at, self.written)
 
 
 def lock_busy() -> ChanjingError:

@@ -11,10 +11,10 @@ from typing import Any, BinaryIO, Literal, TypeVar, Unpack
 
 import httpx
 
-from ._base import CHUNK, LOCK_TIMEOUT_S, BaseClient, lock_busy
+from ._base import CHUNK, LOCK_TIMEOUT_S, BaseClient, Received, lock_busy
 from ._config import RateLimits
-from ._core import FileBody, Flow, Locked, Reply, Send, Sleep, _calls, _files, _tasks
-from ._core._download import open_sink
+from ._core import FileBody, Flow, Reply, Send, Sleep, WithStoreLock, _calls, _files, _tasks
+from ._core._pages import PageCursor
 from ._core._ratelimit import Slot
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
 from ._photo import photo_source
@@ -90,6 +90,7 @@ class Client(BaseClient):
         self._http = self._new_http()
 
     def close(self) -> None:
+        """Close the connection pool (the client is not used again)."""
         self._check_process()
         self._http.close()
 
@@ -116,7 +117,7 @@ class Client(BaseClient):
             elif isinstance(effect, Sleep):
                 if effect.seconds > 0:
                     self._sleep(effect.seconds)
-            elif isinstance(effect, Locked):
+            elif isinstance(effect, WithStoreLock):
                 try:
                     held = self._store.acquire(blocking=True, timeout=LOCK_TIMEOUT_S)
                 except Exception as e:  # an unusable lock file: the flow raises it
@@ -151,37 +152,25 @@ class Client(BaseClient):
             content=content, timeout=self._timeouts[send.timeout],
         )
         sent_at, started = self._sending(send, slot), time.monotonic()
-        written = 0
+        received = Received(send.sink)
         response: httpx.Response | None = None
         try:
             response = self._http.send(request, stream=True, follow_redirects=send.sink is not None)
             try:
-                sink_file = (
-                    open_sink(send.sink, response.status_code, response.headers)
-                    if send.sink is not None else None
-                )
+                sink_file = received.open_sink(response)
                 if sink_file is not None:
-                    assert send.sink is not None
-                    base = send.sink.offset if response.status_code == 206 else 0
-                    total = base + int(response.headers.get("content-length", 0) or 0)
                     with sink_file:
                         for chunk in response.iter_bytes():
                             sink_file.write(chunk)
-                            written += len(chunk)
-                            if send.sink.on_progress is not None:
-                                send.sink.on_progress(base + written, total)
-                    body = b""
+                            received.wrote(len(chunk))
                 else:
-                    body = response.read()
+                    received.body = response.read()
             finally:
                 response.close()
         except httpx.RequestError as e:
-            reply = (
-                Reply.failed(e, sent_at, written) if response is None  # cut mid-body: keep status
-                else Reply(response.status_code, response.headers, b"", e, sent_at, written)
-            )
+            reply = received.reply(response, sent_at, e)
         else:
-            reply = Reply(response.status_code, response.headers, body, None, sent_at, written)
+            reply = received.reply(response, sent_at)
         self._log_reply(send, reply, started)
         return reply
 
@@ -202,6 +191,9 @@ class Auth(_Group):
 
 class Files(_Group):
     def create_upload_url(self, service: str, name: str) -> UploadUrl:
+        """A signed address to PUT one file to (valid 15 minutes) and the file id it will have.
+
+        ``name`` is the original file name; its extension must suit ``service``."""
         return self._run(_files.create_upload_url(self._client._ctx, service, name))
 
     def upload(
@@ -221,9 +213,12 @@ class Files(_Group):
         ))
 
     def get(self, file_id: str) -> FileDetail:
+        """The file's current detail (status 1 or 2: ready; 98: failed the content check)."""
         return self._run(_files.file_detail(self._client._ctx, file_id))
 
     def wait_ready(self, file_id: str, *, timeout: float = 600) -> FileDetail:
+        """Poll until the file is ready; raises ContentRejectedError, FileUnavailableError or
+        WaitTimeoutError (with ``.last``)."""
         return self._run(_files.wait_ready(self._client._ctx, file_id, timeout))
 
 
@@ -254,20 +249,25 @@ class LipSync(_Group):
         return task_id
 
     def get(self, task_id: str) -> Task:
+        """The task's current state (status, progress, and once finished its video URL)."""
         return self._run(_tasks.get(self._client._ctx, task_id))
 
     def list(self, page: int = 1, page_size: int = 10) -> TaskPage:
+        """One page of the account's tasks, newest first (see :meth:`iter_pages` for all)."""
         return self._run(_tasks.list_page(self._client._ctx, page, page_size))
+
+    def iter_pages(self, page_size: int = 50) -> Iterator[TaskPage]:
+        """Every page of tasks, newest first, until the last (one stop rule: ``PageCursor``)."""
+        cursor: PageCursor | None = PageCursor(1, page_size)
+        while cursor is not None:
+            page = self.list(cursor.page, cursor.size)
+            yield page
+            cursor = cursor.after(len(page.items), page.page_info.total_page)
 
     def iter_all(self, page_size: int = 50) -> Iterator[Task]:
         """Every task, newest first, page by page."""
-        page = 1
-        while True:
-            result = self.list(page, page_size)
-            yield from result.items
-            if not result.items or page >= result.page_info.total_page:
-                return
-            page += 1
+        for page in self.iter_pages(page_size):
+            yield from page.items
 
     def wait(
         self,
@@ -276,6 +276,10 @@ class LipSync(_Group):
         timeout: float = 1800,
         on_progress: Callable[[Task], None] | None = None,
     ) -> Task:
+        """Poll until the task ends; returns it when it succeeded.
+
+        Raises TaskFailedError (status 30) or WaitTimeoutError (with ``.last``). Polls slow down
+        with the task's progress; ``on_progress(task)`` hears every look."""
         return self._run(_tasks.wait(self._client._ctx, task_id, timeout=timeout,
                                      on_progress=on_progress))
 
@@ -286,6 +290,9 @@ class LipSync(_Group):
         timeout: float = 1800,
         on_progress: Callable[[Task], None] | None = None,
     ) -> dict[str, Task]:
+        """Poll many tasks on their own schedules, one request at a time; every id's final task,
+        failed ones included (check ``.failed``). On the deadline raises WaitTimeoutError with
+        ``.done`` (finished so far) and ``.pending`` (last seen of the others)."""
         return self._run(_tasks.wait_many(self._client._ctx, task_ids, timeout=timeout,
                                           on_progress=on_progress))
 
@@ -298,6 +305,11 @@ class LipSync(_Group):
         preview: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> Download:
+        """Save a finished task's video to ``path`` (a file, or a folder for ``<task id>.mp4``).
+
+        Streams to a ``.<name>.part`` beside it, resumed by the next try, and renames it when
+        complete; FileExistsError rather than overwrite unless ``overwrite``. ``preview`` also
+        saves the cover image. A failed task raises TaskFailedError."""
         return self._run(_tasks.download_task(
             self._client._ctx, task_or_id, Path(path), overwrite=overwrite, preview=preview,
             on_progress=on_progress,
@@ -321,10 +333,10 @@ class LipSync(_Group):
         Give a :class:`LipSyncRequest`, or its fields as keywords (``video`` and ``audio``: a
         local path or a file id). ``on_event(MakeEvent)`` hears each stage; ``on_sent`` is the
         create's (see :meth:`create`). ``waiter`` replaces the polling wait:
-        ``waiter(task_id, timeout=..., on_progress=...)`` returns the task's final state
-        (e.g. a wait that ends at a confirmed callback; give the request a ``callback`` URL so
-        the task sends one). Default: :meth:`wait`. Raises ``FileExistsError`` rather than
-        overwrite, and TaskFailedError for a failed task.
+        ``waiter(task_id, timeout=..., on_progress=...)`` (awaited by the async client) returns
+        the task's final state (e.g. a wait that ends at a confirmed callback; give the request
+        a ``callback`` URL so the task sends one). Default: :meth:`wait`. Raises
+        ``FileExistsError`` rather than overwrite, and TaskFailedError for a failed task.
         """
         request = from_make_fields(request, fields)
         ctx = self._client._ctx

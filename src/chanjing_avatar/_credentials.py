@@ -275,7 +275,7 @@ def _backup(path: Path) -> Path:
 
 
 @dataclass(frozen=True)
-class Saved:
+class SavedCredentials:
     path: Path
     backup: Path | None = None  # the other app's file, kept when replaced with ``force``
 
@@ -289,7 +289,7 @@ def write_credentials(
     expire_in: float | None = None,
     timeout: float = 120.0,
     force: bool = False,
-) -> Saved:
+) -> SavedCredentials:
     """Replace ``directory/credentials.json`` with this app's keys (and token, if given), under
     the lock every client takes for it, atomically, 0600 in a 0700 folder.
 
@@ -318,7 +318,7 @@ def write_credentials(
             _atomic_write(directory, path, data)
         finally:
             file_lock.release()
-    return Saved(path, backup)
+    return SavedCredentials(path, backup)
 
 
 @dataclass(frozen=True, repr=False)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ._core._pages import PageCursor
 from ._core._redact import redact_url
 from ._wire import FILE_FAILED_STATUSES, FILE_READY_STATUSES, FileStatus, TaskStatus
 
@@ -213,6 +214,15 @@ class TaskPage(_Model):
     def total_page(self) -> int:
         """Pages at this page size (``page_info.total_page``)."""
         return self.page_info.total_page
+
+    def next_page_info(self) -> PageCursor | None:
+        """The page after this one (by its ``page_info``), or None when this is the last."""
+        info = self.page_info
+        cursor = PageCursor(info.page, info.size or len(self.items))
+        return cursor.after(len(self.items), info.total_page)
+
+    def has_next_page(self) -> bool:
+        return self.next_page_info() is not None
 
 
 class Voice(_Model):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ class Blocking:
         value = getattr(self._target, name)
         if inspect.iscoroutinefunction(value):
             return lambda *a, **kw: self._portal.call(functools.partial(value, *a, **kw))
+        if inspect.isasyncgenfunction(value):  # an async iterator: collected on the loop
+            return lambda *a, **kw: self._portal.call(_collect, value(*a, **kw))
         if hasattr(value, "_client") and value is not self._target:  # a group: files, lipsync...
             return Blocking(value, self._portal)
         return value
@@ -40,6 +42,10 @@ class Blocking:
 
     def __exit__(self, *exc: object) -> None:
         self._portal.call(self._target.aclose)
+
+
+async def _collect(items: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in items]
 
 
 MakeClient = Callable[..., Any]

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chanjing_avatar._core import Context, Locked, Reply, RetryPolicy, Send, Sleep
+from chanjing_avatar._core import Context, Reply, RetryPolicy, Send, Sleep, WithStoreLock
 from chanjing_avatar._credentials import StoredToken
 
 
@@ -84,7 +84,7 @@ class Recorder:
             elif isinstance(effect, Sleep):
                 self.sleeps.append(effect.seconds)
                 self.clock.now += effect.seconds
-            elif isinstance(effect, Locked):
+            elif isinstance(effect, WithStoreLock):
                 self.locks += 1
                 try:
                     value = self.run(effect.flow)

@@ -34,7 +34,7 @@ from chanjing_avatar import (
     TransportError,
     WaitTimeoutError,
 )
-from chanjing_avatar._core._download import part_path
+from chanjing_avatar._core._download import download_part_path
 from chanjing_avatar._core._probe import video_size
 
 from .fakes import CopyRenderer
@@ -469,14 +469,14 @@ def test_download_resumes_and_refuses_overwrite(sb: Any, client: Client, admin: 
     admin.add_fault("download", "drop", times=1)
     with _client(sb, tmp_path, max_retries=0) as impatient, pytest.raises(DownloadError):
         impatient.lipsync.download(task, target)
-    partial = part_path(target).stat().st_size
+    partial = download_part_path(target).stat().st_size
     assert 0 < partial < len(expected)
     out = client.lipsync.download(task.id, target)
     assert out.resumed_from == partial and target.read_bytes() == expected
-    assert not part_path(target).exists()
+    assert not download_part_path(target).exists()
     # A part file of unknown origin is not trusted.
     other = tmp_path / "other.mp4"
-    part_path(other).write_bytes(b"junk" * 100)
+    download_part_path(other).write_bytes(b"junk" * 100)
     out = client.lipsync.download(task, other)
     assert out.resumed_from == 0 and other.read_bytes() == expected
     with pytest.raises(FileExistsError):

@@ -27,7 +27,7 @@ from ._decisions import (
     retry_refused_token,
     token_is_fresh,
 )
-from ._effects import Flow, Locked, Reply, Send, Sleep
+from ._effects import Flow, Reply, Send, Sleep, WithStoreLock
 from ._envelope import decode
 
 log = logging.getLogger("chanjing_avatar")
@@ -53,11 +53,11 @@ def token(ctx: Context, *, stale: str | None = None) -> Flow[str]:
             cache.token, cache.expire_in = stored.token, stored.expire_in
     if cache.token and cache.token != stale and token_is_fresh(cache.expire_in, ctx.wall()):
         return cache.token
-    result: str = yield Locked(_refresh_locked(ctx, stale))
+    result: str = yield WithStoreLock(_refresh_under_lock(ctx, stale))
     return result
 
 
-def _refresh_locked(ctx: Context, stale: str | None) -> Flow[str]:
+def _refresh_under_lock(ctx: Context, stale: str | None) -> Flow[str]:
     cache = ctx.cache
     stored = ctx.store.read()
     if (

@@ -15,7 +15,7 @@ class RetryPolicy:
     max_retries: int = 4
     base_s: float = 0.5
     cap_s: float = 20.0
-    # 40001: the window must roll over, so start higher.
+    # Rate limited (Code.RATE_LIMITED): the window must roll over, so start higher.
     rate_limited_base_s: float = 2.0
 
 

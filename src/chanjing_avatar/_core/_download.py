@@ -15,6 +15,7 @@ import httpx
 
 from .._exceptions import DownloadError
 from .._models import Download
+from .._wire import Code
 from ._context import Context
 from ._decisions import backoff, is_retryable
 from ._effects import Flow, ProgressFn, Send, Sink, Sleep
@@ -25,7 +26,8 @@ log = logging.getLogger("chanjing_avatar")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
-def part_path(path: Path) -> Path:
+def download_part_path(path: Path) -> Path:
+    """Where a download to ``path`` keeps its bytes until complete (resumed by the next try)."""
     return path.with_name(f".{path.name}.part")
 
 
@@ -196,6 +198,13 @@ def _save_meta(part: Path, url: str, validator: str | None) -> None:
         _meta_path(part).write_text(json.dumps({"source": _source(url), "validator": validator}))
 
 
+def _forget_if_empty(part: Path) -> None:
+    """A download that ends with no byte kept leaves nothing behind (no part, no metadata)."""
+    if _size(part) == 0:
+        part.unlink(missing_ok=True)
+        _meta_path(part).unlink(missing_ok=True)
+
+
 def _note_validator(part: Path, headers: httpx.Headers) -> None:
     """A fresh body starts: its validator goes beside the part before any byte is written, so a
     download killed mid-stream (Ctrl-C, SIGTERM, a crash) is resumed, not restarted."""
@@ -223,7 +232,7 @@ def download(
     if path.exists() and not overwrite:
         raise output_exists(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = part_path(path)
+    part = download_part_path(path)
     validator = _load_meta(part, url) if part.exists() else None
     if not part.exists() or not _meta_path(part).exists():
         # Written before the first byte, so that a part left by any interruption is known.
@@ -259,12 +268,14 @@ def download(
                         with open(part, "r+b") as f:
                             f.truncate(start)
                 if not retryable or retries >= ctx.retry.max_retries:
+                    _forget_if_empty(part)
                     raise DownloadError(message, http_status=status, code=code,
                                         endpoint="download")
                 offset = _size(part)
                 if offset == 0:
                     resumed_from = 0
-                delay = backoff(ctx.retry, retries, ctx.rng, rate_limited=code == 40001)
+                delay = backoff(ctx.retry, retries, ctx.rng,
+                                rate_limited=code == Code.RATE_LIMITED)
                 retries += 1
                 log.info("%s; retry %d/%d in %.1f s", message, retries, ctx.retry.max_retries,
                          delay)

@@ -1,8 +1,8 @@
 """What a flow asks its driver to do, and what the driver hands back.
 
 A flow is a generator: ``reply = yield Send(...)``, ``yield Sleep(s)``,
-``value = yield Locked(subflow)``. It does no I/O on the network and never sleeps by itself; the
-sync and async drivers carry the effects out, so the logic exists once.
+``value = yield WithStoreLock(subflow)``. It does no I/O on the network and never sleeps by
+itself; the sync and async drivers carry the effects out, so the logic exists once.
 """
 
 from __future__ import annotations
@@ -103,11 +103,11 @@ class Sleep:
 
 
 @dataclass(frozen=True)
-class Locked:
+class WithStoreLock:
     """Run ``flow`` while holding the shared credentials lock; hand back its result."""
 
     flow: Flow[Any]
 
 
-Effect = Union[Send, Sleep, Locked]  # noqa: UP007
+Effect = Union[Send, Sleep, WithStoreLock]  # noqa: UP007
 Flow = Generator[Effect, Any, T]

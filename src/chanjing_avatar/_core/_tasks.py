@@ -34,6 +34,7 @@ from ._decisions import ProgressEstimator, poll_delay
 from ._download import download, output_exists
 from ._effects import Flow, Sleep
 from ._files import upload
+from ._pages import PageCursor
 
 log = logging.getLogger("chanjing_avatar")
 
@@ -68,24 +69,17 @@ def voices(
 ) -> Flow[list[Voice]]:
     """Every page of public voices, filtered locally (language prefix, gender, name substring)."""
     out: list[Voice] = []
-    page = 1
-    while True:
+    cursor: PageCursor | None = PageCursor(1, VOICE_PAGE_MAX)
+    while cursor is not None:
         data = yield from call(
             ctx,
-            ApiCall(
-                "GET", PATH_LIST_COMMON_AUDIO,
-                params={"page": str(page), "size": str(VOICE_PAGE_MAX)},
-            ),
+            ApiCall("GET", PATH_LIST_COMMON_AUDIO,
+                    params={"page": str(cursor.page), "size": str(cursor.size)}),
         )
         items = (data or {}).get("list") or []
         out.extend(Voice.model_validate(v) for v in items)
-        info = (data or {}).get("page_info") or {}
-        total_page = info.get("total_page")
-        if not items or (isinstance(total_page, int) and page >= total_page):
-            break
-        if not isinstance(total_page, int) and len(items) < VOICE_PAGE_MAX:
-            break
-        page += 1
+        total_page = ((data or {}).get("page_info") or {}).get("total_page")
+        cursor = cursor.after(len(items), total_page if isinstance(total_page, int) else None)
     return [v for v in out if _voice_matches(v, lang, gender, name)]
 
 

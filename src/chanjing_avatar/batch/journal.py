@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._core._redact import redact_url
+from .. import redact_url
 from .manifest import Manifest, MediaRef
 
 __all__ = ["Journal", "JournalLostError", "JournalRow", "RowState", "SpecChangedError"]
@@ -582,13 +582,13 @@ class Journal:
 
     # -- download --------------------------------------------------------------------------
 
-    def download_intended(self, row_id: str, part_path: str) -> None:
+    def download_intended(self, row_id: str, download_part_path: str) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE rows SET state=?, updated_at=? WHERE id=?",
                 (RowState.DOWNLOADING, self._clock(), row_id),
             )
-            self._event(db, row_id, "download_intended", part=part_path)
+            self._event(db, row_id, "download_intended", part=download_part_path)
 
     def downloaded(self, row_id: str, path: str, size: int, sha256: str) -> None:
         with self._tx() as db:

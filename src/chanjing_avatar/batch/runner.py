@@ -595,18 +595,14 @@ class BatchRunner:
     async def _list_since(self, oldest: float) -> list[Listed]:
         """Every task of the account created at or after ``oldest`` (newest first pages)."""
         out: list[Listed] = []
-        page = 1
-        while True:
-            result = await self.client.lipsync.list(page, 50)
+        async for result in self.client.lipsync.iter_pages(50):
             for task in result.items:
                 if task.create_time is not None:
                     out.append(Listed(task.id, task.create_time.timestamp()))
             times = [t.create_time.timestamp() for t in result.items if t.create_time]
-            if not result.items or page >= max(1, result.page_info.total_page):
-                return out
             if times and max(times) < oldest:
-                return out  # pages are newest first: the rest is older still
-            page += 1
+                break  # pages are newest first: the rest is older still
+        return out
 
     # -- waiting -----------------------------------------------------------------------------
 

@@ -30,8 +30,7 @@ def _write_credentials(directory: Path, app_id: str, secret_key: str,
                        token: tuple[str, float] | None, *, force: bool) -> tuple[Path, Path | None]:
     """Replace credentials.json atomically (0600), under the lock the client uses for it;
     (path, backup of another app's file replaced with --force)."""
-    from .._credentials import write_credentials
-    from .._exceptions import CredentialsConflictError
+    from .. import CredentialsConflictError, write_credentials
 
     try:
         saved = write_credentials(

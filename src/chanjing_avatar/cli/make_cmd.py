@@ -186,7 +186,7 @@ def make(
     With --callback-listen, the task's callback (sent to --callback-url, or to the listen
     address) ends the wait at once, and polling slows to a safety net.
     """
-    from .._exceptions import ChanjingError, TaskFailedError
+    from .. import ChanjingError, TaskFailedError
     from .._wire import VIDEO_EXTENSIONS
     from ._present import human_size
 

@@ -458,10 +458,10 @@ def _download_interrupted(task_id: str, path: Path, local: bool, overwrite: bool
     """What an interrupted download left, and the command that goes on from there."""
     import shlex
 
-    from .._core._download import part_path
+    from .. import download_part_path
 
     try:
-        kept = part_path(path).stat().st_size
+        kept = download_part_path(path).stat().st_size
     except OSError:
         kept = 0
     flag = " --local" if local else ""
