@@ -191,7 +191,7 @@ class AsyncClient(BaseClient):
         content = _file_chunks(send.body) if send.body is not None else None
         http = self._http
         request = http.build_request(
-            send.method, send.url, params=send.params, headers=dict(send.headers),
+            send.method, send.url, params=send.params, headers=self._headers(send),
             json=send.json, content=content, timeout=self._timeouts[send.timeout],
         )
         sent_at, started = self._sending(send, slot), time.monotonic()

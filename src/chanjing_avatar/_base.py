@@ -24,12 +24,14 @@ from ._config import (
     resolve_settings,
 )
 from ._core import Context, RateLimiter, Reply, RetryPolicy, Send, Sink
+from ._core._calls import current_token
 from ._core._download import open_sink
 from ._core._ratelimit import CHECKS, Slot
 from ._core._redact import redact_url
 from ._credentials import CredentialsStore, read_credentials_file
 from ._exceptions import ChanjingError
 from ._ratelimit_file import FileRateLimiter, state_path
+from ._wire import TOKEN_HEADER
 
 log = logging.getLogger("chanjing_avatar")
 
@@ -176,6 +178,16 @@ class BaseClient:
             if delay <= 0:
                 return
             yield delay
+
+    def _headers(self, send: Send) -> dict[str, str]:
+        """The headers to send now. A token chosen before a rate-limit wait may have been
+        replaced meanwhile (by another process): the current one goes instead."""
+        headers = dict(send.headers)
+        if TOKEN_HEADER in headers:
+            current = current_token(self._ctx)
+            if current:
+                headers[TOKEN_HEADER] = current
+        return headers
 
     def _sending(self, send: Send, slot: Slot | None) -> float:
         """The bytes are about to leave: note it in the limiter, tell ``on_sent``; wall time."""

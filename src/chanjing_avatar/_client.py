@@ -145,7 +145,7 @@ class Client(BaseClient):
             self._settle(slot)
 
     def _exchange(self, send: Send, slot: Slot | None) -> Reply:
-        headers = dict(send.headers)
+        headers = self._headers(send)
         content = _file_chunks(send.body) if send.body is not None else None
         request = self._http.build_request(
             send.method, send.url, params=send.params, headers=headers, json=send.json,

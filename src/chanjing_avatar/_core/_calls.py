@@ -44,6 +44,16 @@ def token(ctx: Context, *, stale: str | None = None) -> Flow[str]:
     shared lock, re-read the file (someone may have refreshed already), refresh only if still
     needed.
     """
+    current = current_token(ctx)
+    if current and current != stale:
+        return current
+    result: str = yield WithStoreLock(_refresh_under_lock(ctx, stale))
+    return result
+
+
+def current_token(ctx: Context) -> str | None:
+    """The fresh token known without a request: the in-memory copy, re-read when the shared file
+    changed (another process refreshed). None when a refresh is needed."""
     cache = ctx.cache
     signature = ctx.store.signature()
     if signature != cache.signature:
@@ -51,10 +61,9 @@ def token(ctx: Context, *, stale: str | None = None) -> Flow[str]:
         cache.signature = signature
         if stored is not None:
             cache.token, cache.expire_in = stored.token, stored.expire_in
-    if cache.token and cache.token != stale and token_is_fresh(cache.expire_in, ctx.wall()):
+    if cache.token and token_is_fresh(cache.expire_in, ctx.wall()):
         return cache.token
-    result: str = yield WithStoreLock(_refresh_under_lock(ctx, stale))
-    return result
+    return None
 
 
 def _refresh_under_lock(ctx: Context, stale: str | None) -> Flow[str]:
