@@ -1,11 +1,15 @@
 """Three frames (closed, mid, open) of the lip-sync demo, for the README.
 
-    .venv/bin/python scripts/readme_frames.py [--out docs/img]
+    .venv/bin/python scripts/readme_frames.py [--out DIR] [--crops]
+    .venv/bin/python scripts/readme_frames.py --out docs/img    # refresh the README's picture
 
 Renders the demo face video (render/demo.py) speaking Mandarin with the lip-sync renderer, measures
-the inner-lip gap of every output frame with the face tracker, and writes the frames nearest the
-10th, 60th and 98th percentiles of the opening as ``lipsync-closed.jpg``, ``lipsync-mid.jpg`` and
-``lipsync-open.jpg`` (cropped to the face), plus ``lipsync-frames.jpg`` with the three side by side.
+the inner-lip gap of every output frame with the face tracker, and writes ``lipsync-frames.jpg``:
+the frames nearest the 10th, 60th and 98th percentiles of the opening, cropped to the face, side by
+side. ``--crops`` also writes each one alone (``lipsync-closed.jpg``, ``-mid``, ``-open``).
+
+Without ``--out`` it writes to a new temporary folder (printed), so a trial run never changes the
+checkout.
 """
 
 from __future__ import annotations
@@ -27,11 +31,16 @@ from chanjing_avatar.render.speech import voice_id
 TEXT = "你好，欢迎使用蝉镜数字人。今天我们来演示离线口型同步，嘴巴会跟着每一个字一起动。"
 
 
+def _write(path: Path, bgr: np.ndarray) -> None:
+    cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, 88])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "img"))
+    ap.add_argument("--out", help="folder to write to (default: a new temporary folder)")
+    ap.add_argument("--crops", action="store_true", help="also write each frame alone")
     args = ap.parse_args()
-    out = Path(args.out)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="readme-frames-"))
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -68,10 +77,11 @@ def main() -> None:
     for name, i in picks.items():
         crop = frames[i][y0 : y0 + side, x0 : x0 + side]
         bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
-        cv2.imwrite(str(out / f"lipsync-{name}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 88])
+        if args.crops:
+            _write(out / f"lipsync-{name}.jpg", bgr)
         tiles.append(cv2.resize(bgr, (300, 300), interpolation=cv2.INTER_AREA))
         print(f"{name}: frame {i}, inner-lip gap {gaps[i]:.3f} of the mouth width")
-    cv2.imwrite(str(out / "lipsync-frames.jpg"), cv2.hconcat(tiles), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    _write(out / "lipsync-frames.jpg", cv2.hconcat(tiles))
     print(f"sync: best lag {report.lag_frames} frames, r = {report.correlation:.2f}")
     print(f"wrote {out}")
 

@@ -22,8 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "sandbox": {"wire", "render", "version"},
     "callback": {"client", "wire", "version"},
     "batch": {"client", "wire", "callback", "version"},
-    "cli": {"client", "wire", "sandbox", "render", "batch", "callback", "version"},
     "mcp": {"client", "wire", "batch", "callback", "version"},
+    "cli": {"client", "wire", "sandbox", "render", "batch", "callback", "mcp", "version"},
 }
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from ._core._pages import PageCursor
 from ._core._redact import redact_url
@@ -58,6 +58,14 @@ def _time(value: Any) -> Any:
     if isinstance(value, str) and value.isdigit():
         return datetime.fromtimestamp(int(value), tz=UTC)
     return value
+
+
+# Fields read the same way wherever they appear: unix times, and statuses that may be unknown.
+_Time = Annotated[datetime | None, BeforeValidator(_time)]
+_TaskStatusField = Annotated[TaskStatus | int,
+                             BeforeValidator(lambda v: _status("task", TaskStatus, v))]
+_FileStatusField = Annotated[FileStatus | int,
+                             BeforeValidator(lambda v: _status("file", FileStatus, v))]
 
 
 class _Model(BaseModel):
@@ -118,22 +126,12 @@ class FileDetail(_Model):
 
     _url_fields = ("file_path",)
     id: str
-    status: FileStatus | int = FileStatus.PROCESSING
+    status: _FileStatusField = FileStatus.PROCESSING
     service: str = ""
     bytes: int | None = None
     msg: str = ""
     file_path: str | None = None
-    create_time: datetime | None = None
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _status(cls, v: Any) -> Any:
-        return _status("file", FileStatus, v)
-
-    @field_validator("create_time", mode="before")
-    @classmethod
-    def _create_time(cls, v: Any) -> Any:
-        return _time(v)
+    create_time: _Time = None
 
     @property
     def is_ready(self) -> bool:
@@ -149,23 +147,13 @@ class Task(_Model):
 
     _url_fields = ("video_url", "preview_url")
     id: str
-    status: TaskStatus | int = TaskStatus.QUEUED
+    status: _TaskStatusField = TaskStatus.QUEUED
     progress: int = 0
     msg: str = ""
     video_url: str | None = None
     preview_url: str | None = None
     duration_ms: int | None = Field(default=None, alias="duration")
-    create_time: datetime | None = None
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _status(cls, v: Any) -> Any:
-        return _status("task", TaskStatus, v)
-
-    @field_validator("create_time", mode="before")
-    @classmethod
-    def _create_time(cls, v: Any) -> Any:
-        return _time(v)
+    create_time: _Time = None
 
     @field_validator("video_url", "preview_url", mode="before")
     @classmethod

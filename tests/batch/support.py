@@ -46,15 +46,15 @@ class FastRenderer:
         make_wav(out_path, 0.1)
 
 
-def make_video(path: Path, shade: int = 0) -> Path:
+def make_video(path: Path, shade: int = 0, *, width: int = 64, height: int = 64) -> Path:
     import av
     import numpy as np
 
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(3):
-            img = np.full((64, 64, 3), (shade * 40 + i * 20) % 255, dtype=np.uint8)
+            img = np.full((height, width, 3), (shade * 40 + i * 20) % 255, dtype=np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():

@@ -170,7 +170,7 @@ def test_cancel_stops_creating_and_resume_finishes(tmp_path: Path) -> None:
         j = Journal(outdir / "batch-journal.sqlite")
         # Nothing is left half-way: every row is pending, or owns a task.
         assert all(r.state in (RowState.PENDING, RowState.CREATED, RowState.SUCCEEDED,
-                               RowState.DONE) for r in j.rows())
+                               RowState.DONE) for r in j.rows()), [r.state for r in j.rows()]
         assert j.counts().get(RowState.PENDING, 0) >= 3
         j.close()
 
@@ -270,3 +270,28 @@ def test_foreign_creates_in_the_window_are_reported_not_guessed(tmp_path: Path) 
         with Journal(outdir / "batch-journal.sqlite") as j:
             assert all(r.state == RowState.DONE for r in j.rows())
         assert len(sb.admin.tasks()) == 3 + 2
+
+
+def test_cancel_during_an_upload_ends_the_run_without_waiting_for_it(tmp_path: Path) -> None:
+    with Sandbox(sandbox_config(tmp_path / "sb")) as sb:
+        manifest = write_manifest(tmp_path / "in", 2, videos=1)
+        key = load_manifest(manifest).rows[0].video.key
+        sb.admin.add_fault("upload", sequence=["delay:4"])  # a long upload
+        outdir = tmp_path / "out"
+
+        async def main() -> None:
+            async with AsyncClient(**client_kwargs(sb, tmp_path, read_timeout=10.0)) as c:
+                runner = BatchRunner(c, load_manifest(manifest), options(outdir))
+                task = asyncio.ensure_future(runner.run())
+                while runner.journal is None or (runner.journal.upload(key) or {}).get(
+                        "state") != "intended":
+                    await asyncio.sleep(0.02)
+                runner.cancel()
+                (await task).close()
+
+        asyncio.run(main())
+        with Journal(outdir / "batch-journal.sqlite") as j:
+            # The run ended while the upload was still on its way: nothing created or uploaded.
+            assert (j.upload(key) or {})["state"] == "intended"
+            assert [r.state for r in j.rows()] == [RowState.PENDING] * 2
+        assert sb.admin.tasks() == []

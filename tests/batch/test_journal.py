@@ -73,3 +73,34 @@ def test_failed_row_may_be_fixed_before_retry(tmp_path, manifest):
         j.sync_manifest(load_manifest(manifest))
         assert j.row("r1").spec["text"] == "fixed"
         assert j.retry_failed() == ["r1"]
+
+
+def test_every_update_follows_the_transition_table(tmp_path, manifest):
+    from chanjing_avatar.batch.journal import TRANSITIONS, JournalStateError
+
+    # Every state has its arrows, and every arrow leads to a state.
+    assert set(TRANSITIONS) == set(RowState)
+    assert all(targets <= set(RowState) for targets in TRANSITIONS.values())
+    with Journal(tmp_path / "j.sqlite") as j:
+        j.sync_manifest(load_manifest(manifest))
+        # A pending row has no task: nothing to download, nothing to call done.
+        with pytest.raises(JournalStateError, match="no way from pending to downloading"):
+            j.download_intended("r1", "x")
+        with pytest.raises(JournalStateError):
+            j.downloaded("r1", "x", 1, "0" * 64)
+        assert j.row("r1").state == RowState.PENDING  # the refused update changed nothing
+        j.create_intended("r1", 1.0, {})
+        # A create already intended is not intended again before it is settled.
+        with pytest.raises(JournalStateError, match="no way from intended to intended"):
+            j.create_intended("r1", 2.0, {})
+        j.created("r1", "t1")
+        with pytest.raises(JournalStateError):
+            j.reconciled("r1", "recreate")  # a row with its task is never created again
+        j.task_succeeded("r1", "t1", None, 1000)
+        j.task_succeeded("r1", "t-other", None, 1000)  # another task's news: ignored
+        assert j.row("r1").state == RowState.SUCCEEDED
+        j.download_intended("r1", "x")
+        j.downloaded("r1", "x", 1, "0" * 64)
+        with pytest.raises(JournalStateError):
+            j.task_failed("r1", "t1", "late", "task")  # a done row does not fail afterwards
+        assert j.row("r1").state == RowState.DONE

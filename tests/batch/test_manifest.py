@@ -30,7 +30,7 @@ def test_csv_rows_and_dedup_by_content(media):
     r1, r2, r3, r4 = man.rows
     assert r1.options == {"model": 1, "speed": 1.5}
     assert r1.video.key == r2.video.key  # identical content, one upload
-    assert r3.audio is not None and r3.text is None
+    assert r3.audio is not None and r3.request.text is None
     assert r4.video.file_id == "f" * 32 and r4.video.path is None
     assert len(man.media()) == 3  # a (=copy), b, s.wav
 
@@ -42,7 +42,7 @@ def test_jsonl(media):
                     "screen_width": 720, "screen_height": 1280}) + "\n\n"
     )
     (row,) = load_manifest(m).rows
-    assert row.text == "ab" and row.options["screen_width"] == 720
+    assert row.request.text == "ab" and row.options["screen_width"] == 720
 
 
 def test_all_errors_reported_at_once_with_lines(media):

@@ -150,7 +150,7 @@ def test_batch_with_callbacks_and_a_slow_safety_poll(tmp_path: Path) -> None:
                 from chanjing_avatar.batch.runner import BatchRunner
 
                 runner = BatchRunner(c, load_manifest(manifest), opts)
-                rx = CallbackReceiver(runner.confirm)
+                rx = CallbackReceiver(runner.on_callback)
                 opts.receiver = rx
                 async with ReceiverServer(rx) as srv:
                     opts.callback_url = srv.url

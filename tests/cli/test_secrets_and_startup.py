@@ -13,7 +13,7 @@ from .conftest import CLI, VOICE_EN, Env
 HEAVY = ("fastapi", "uvicorn", "starlette", "av", "numpy", "skimage", "pydantic", "httpx",
          "asyncio", "anyio", "sqlite3", "chanjing_avatar.render", "chanjing_avatar.sandbox",
          "chanjing_avatar._models", "chanjing_avatar._client", "chanjing_avatar._async_client",
-         "chanjing_avatar.batch", "chanjing_avatar.callback")
+         "chanjing_avatar.batch", "chanjing_avatar.callback", "mcp", "chanjing_avatar.mcp")
 
 
 def test_no_secret_in_verbose_failures(env: Env, video_file_id: str, tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_help_imports_nothing_heavy() -> None:
     # The subcommands' help too: the commands import what they use inside their functions.
     # (typer itself imports pydantic to build a subcommand's parameters: allowed there.)
     for args in (["--help"], ["make", "--help"], ["wait", "--help"], ["batch", "--help"],
-                 ["callback", "serve", "--help"]):
+                 ["callback", "serve", "--help"], ["mcp", "--help"]):
         proc = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "chanjing_avatar", *args],
             capture_output=True, text=True, check=True,

@@ -1,18 +1,29 @@
 """Crash-safe batch runs on the async client: manifest, journal, reconciliation, runner."""
 
-from .journal import Journal, JournalRow, RowState, SpecChangedError
+from .journal import (
+    TRANSITIONS,
+    Journal,
+    JournalLostError,
+    JournalRow,
+    JournalStateError,
+    RowState,
+    SpecChangedError,
+)
 from .manifest import Manifest, ManifestError, ManifestProblem, Row, load_manifest
 from .reconcile import Decision, Listed, decide
 from .report import build_report, write_report
-from .runner import BatchOptions, BatchProgress, BatchRunner, run_batch
+from .runner import BatchOptions, BatchProgress, BatchRunner, UnknownTasksError, run_batch
 
 __all__ = [
+    "TRANSITIONS",
     "BatchOptions",
     "BatchProgress",
     "BatchRunner",
     "Decision",
     "Journal",
+    "JournalLostError",
     "JournalRow",
+    "JournalStateError",
     "Listed",
     "Manifest",
     "ManifestError",
@@ -20,6 +31,7 @@ __all__ = [
     "Row",
     "RowState",
     "SpecChangedError",
+    "UnknownTasksError",
     "build_report",
     "decide",
     "load_manifest",

@@ -1,7 +1,9 @@
 """The batch journal: durable state in SQLite, written before and after every step.
 
-Each transition is one transaction (WAL, ``synchronous=FULL``), so a process killed at any instant
-leaves the last committed state, and every state has a defined way forward on resume:
+Each step is one transaction (WAL; the writes before a paid create is sent are synced), so a
+process killed at any instant leaves the last committed state, and every state has a defined way
+forward on resume. A row's state moves only along the arrows of ``TRANSITIONS`` below: every
+update checks it, and an update that is not on the table raises :class:`JournalStateError`.
 
 ::
 
@@ -21,25 +23,35 @@ belongs to another row, including the earlier attempts of retried rows.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import redact_url
+from .. import TaskStatus, redact_url
 from .manifest import Manifest, MediaRef
 
-__all__ = ["Journal", "JournalLostError", "JournalRow", "RowState", "SpecChangedError"]
+__all__ = [
+    "TRANSITIONS",
+    "UNRESOLVED_CREATE",
+    "Journal",
+    "JournalLostError",
+    "JournalRow",
+    "JournalStateError",
+    "RowState",
+    "SpecChangedError",
+]
 
 SCHEMA_VERSION = 1
 
 
-class RowState:
+class RowState(enum.StrEnum):
     PENDING = "pending"
     INTENDED = "intended"  # create intended: the request may be on the wire
     UNKNOWN = "unknown"  # create sent, outcome unknown; reconcile before any other create
@@ -50,8 +62,32 @@ class RowState:
     DONE = "done"
     FAILED = "failed"
 
-    TERMINAL = frozenset({DONE, FAILED, UNDECIDABLE})
-    UNRESOLVED_CREATE = frozenset({INTENDED, UNKNOWN})
+
+S = RowState
+# The one rule: a row goes from a state only to the states listed for it.
+TRANSITIONS: Mapping[RowState, frozenset[RowState]] = {
+    # create intended; a lost journal's task adopted (by the user); an upload failed
+    S.PENDING: frozenset({S.INTENDED, S.CREATED, S.FAILED}),
+    # answered; answer lost; refused (nothing made) or never sent; refused for good; reconciled
+    S.INTENDED: frozenset({S.CREATED, S.UNKNOWN, S.PENDING, S.FAILED, S.UNDECIDABLE}),
+    # reconciled: adopted, recreate, undecidable
+    S.UNKNOWN: frozenset({S.CREATED, S.PENDING, S.UNDECIDABLE}),
+    # the user decides: adopt, or create again
+    S.UNDECIDABLE: frozenset({S.CREATED, S.PENDING}),
+    # the task finished, or failed (or vanished)
+    S.CREATED: frozenset({S.SUCCEEDED, S.FAILED}),
+    S.SUCCEEDED: frozenset({S.DOWNLOADING}),
+    # fetched and checked; failed; stopped (Ctrl-C); started again after a crash
+    S.DOWNLOADING: frozenset({S.DONE, S.FAILED, S.SUCCEEDED, S.DOWNLOADING}),
+    # the file went missing or changed: fetch again
+    S.DONE: frozenset({S.SUCCEEDED}),
+    # --retry-failed: a new task, or (a failed download) the same task fetched again
+    S.FAILED: frozenset({S.PENDING, S.SUCCEEDED}),
+}
+del S
+
+UNRESOLVED_CREATE = frozenset({RowState.INTENDED, RowState.UNKNOWN})
+FINISHED = frozenset({RowState.DONE, RowState.FAILED, RowState.UNDECIDABLE})
 
 
 _SCHEMA = """
@@ -117,6 +153,14 @@ class JournalLostError(RuntimeError):
     nothing more may be created, since its record could not be kept."""
 
 
+class JournalStateError(RuntimeError):
+    """An update would move a row along an arrow that ``TRANSITIONS`` does not have."""
+
+    def __init__(self, row_id: str, state: str, to: str) -> None:
+        self.row_id, self.state, self.to = row_id, state, to
+        super().__init__(f"row {row_id}: no way from {state} to {to}")
+
+
 class SpecChangedError(ValueError):
     """Rows changed in the manifest after their task was created; listed in ``rows``."""
 
@@ -137,7 +181,7 @@ class JournalRow:
     spec: dict[str, Any]
     video_key: str
     audio_key: str | None
-    state: str
+    state: RowState
     attempts: int
     intent_at: float | None
     sent_at: float | None
@@ -275,6 +319,7 @@ class Journal:
         d = dict(r)
         d["spec"] = json.loads(d.pop("spec"))
         d.pop("spec_hash")
+        d["state"] = RowState(d["state"])
         return JournalRow(**d)
 
     def upload(self, key: str) -> dict[str, Any] | None:
@@ -415,7 +460,7 @@ class Journal:
                 )
             ]
             for rid in ids:
-                self._fail(db, rid, f"upload failed: {error}", "upload", now)
+                self._fail(db, rid, f"upload failed: {error}", "upload")
             return ids
 
     def file_ids(self, row: JournalRow) -> tuple[str | None, str | None]:
@@ -431,19 +476,16 @@ class Journal:
     def create_intended(self, row_id: str, at: float, request: dict[str, Any]) -> None:
         """Written BEFORE the create is sent, and synced: from here on the row may own a task."""
         with self._tx(sync=True) as db:
-            db.execute(
-                "UPDATE rows SET state=?, attempts=attempts+1, intent_at=?, sent_at=NULL, "
-                "last_sent_at=NULL, outcome_at=NULL, error=NULL, error_kind=NULL, updated_at=? "
-                "WHERE id=?",
-                (RowState.INTENDED, at, self._clock(), row_id),
-            )
+            self._move(db, row_id, RowState.INTENDED, sql="attempts=attempts+1", intent_at=at,
+                       sent_at=None, last_sent_at=None, outcome_at=None, error=None,
+                       error_kind=None)
             self._event(db, row_id, "create_intended", at=at, request=_redacted(request))
 
     def create_sent(self, row_id: str, at: float) -> None:
         """Written just before the create's bytes go out (each send, retries included).
 
         Not synced (it sits between the rate-limit slot and the send): it survives a crash of
-        this process, not a crash of the machine; see ``Runner._reconcile``.
+        this process, not a crash of the machine; see ``Creates.reconcile``.
         """
         with self._tx() as db:
             db.execute(
@@ -452,79 +494,56 @@ class Journal:
                 (at, at, row_id, RowState.INTENDED, RowState.UNKNOWN),
             )
 
-    def created(self, row_id: str, task_id: str, *, how: str = "created") -> None:
+    def created(self, row_id: str, task_id: str) -> None:
+        """The create answered with ``task_id``: the row owns it."""
         with self._tx() as db:
-            now = self._clock()
-            r = db.execute("SELECT attempts, sent_at FROM rows WHERE id=?", (row_id,)).fetchone()
-            db.execute(
-                "INSERT INTO tasks (task_id, row_id, attempt, how, sent_at, at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (task_id, row_id, r["attempts"], how, r["sent_at"], now),
-            )
-            db.execute(
-                "UPDATE rows SET state=?, task_id=?, task_status=NULL, task_msg=NULL, "
-                "video_url=NULL, updated_at=? WHERE id=?",
-                (RowState.CREATED, task_id, now, row_id),
-            )
-            self._event(db, row_id, "created", task_id=task_id, how=how)
+            self._claim(db, row_id, task_id, "created")
+            self._event(db, row_id, "created", task_id=task_id, how="created")
 
     def outcome_unknown(self, row_id: str, sent_at: float, noticed_at: float, why: str) -> None:
         with self._tx() as db:
-            db.execute(
-                "UPDATE rows SET state=?, sent_at=MIN(COALESCE(sent_at, ?), ?), "
-                "last_sent_at=MAX(COALESCE(last_sent_at, ?), ?), outcome_at=?, updated_at=? "
-                "WHERE id=?",
-                (RowState.UNKNOWN, sent_at, sent_at, sent_at, sent_at, noticed_at,
-                 self._clock(), row_id),
-            )
+            self._move(db, row_id, RowState.UNKNOWN,
+                       sql="sent_at=MIN(COALESCE(sent_at, :sent), :sent), "
+                       "last_sent_at=MAX(COALESCE(last_sent_at, :sent), :sent)",
+                       params={"sent": sent_at}, outcome_at=noticed_at)
             self._event(db, row_id, "outcome_unknown", sent_at=sent_at, noticed_at=noticed_at,
                         why=why)
 
-    def create_not_sent(self, row_id: str, reason: str) -> None:
-        """The server answered with an error: nothing was created; try again later."""
+    def create_refused(self, row_id: str, reason: str) -> None:
+        """The server refused the create (nothing was made): pending again, to try later."""
         with self._tx() as db:
-            db.execute(
-                "UPDATE rows SET state=?, intent_at=NULL, sent_at=NULL, last_sent_at=NULL, "
-                "outcome_at=NULL, error=?, updated_at=? WHERE id=?",
-                (RowState.PENDING, reason, self._clock(), row_id),
-            )
-            self._event(db, row_id, "create_not_created", reason=reason)
+            self._move(db, row_id, RowState.PENDING, intent_at=None, sent_at=None,
+                       last_sent_at=None, outcome_at=None, error=reason)
+            self._event(db, row_id, "create_refused", reason=reason)
 
     def reconciled(
         self, row_id: str, decision: str, task_id: str | None = None, **detail: Any
     ) -> None:
         """Record which way a reconciliation went: adopted, recreate or undecidable."""
         with self._tx() as db:
-            now = self._clock()
             self._event(db, row_id, "reconcile", decision=decision, task_id=task_id, **detail)
             if decision == "adopted":
                 assert task_id is not None
-                r = db.execute(
-                    "SELECT attempts, sent_at FROM rows WHERE id=?", (row_id,)
-                ).fetchone()
-                db.execute(
-                    "INSERT INTO tasks (task_id, row_id, attempt, how, sent_at, at) "
-                    "VALUES (?, ?, ?, 'adopted', ?, ?)",
-                    (task_id, row_id, r["attempts"], r["sent_at"], now),
-                )
-                db.execute(
-                    "UPDATE rows SET state=?, task_id=?, updated_at=? WHERE id=?",
-                    (RowState.CREATED, task_id, now, row_id),
-                )
+                self._claim(db, row_id, task_id, "adopted")
             elif decision == "recreate":
-                db.execute(
-                    "UPDATE rows SET state=?, intent_at=NULL, sent_at=NULL, last_sent_at=NULL, "
-                    "outcome_at=NULL, updated_at=? WHERE id=?",
-                    (RowState.PENDING, now, row_id),
-                )
+                self._move(db, row_id, RowState.PENDING, intent_at=None, sent_at=None,
+                           last_sent_at=None, outcome_at=None)
             elif decision == "undecidable":
-                db.execute(
-                    "UPDATE rows SET state=?, error=?, error_kind='undecidable', updated_at=? "
-                    "WHERE id=?",
-                    (RowState.UNDECIDABLE, detail.get("reason", "undecidable"), now, row_id),
-                )
+                self._move(db, row_id, RowState.UNDECIDABLE,
+                           error=detail.get("reason", "undecidable"), error_kind="undecidable")
             else:
                 raise ValueError(decision)
+
+    def _claim(self, db: sqlite3.Connection, row_id: str, task_id: str, how: str) -> None:
+        """The row owns ``task_id`` (and the ``tasks`` table keeps it for good)."""
+        r = db.execute("SELECT attempts, sent_at FROM rows WHERE id=?", (row_id,)).fetchone()
+        db.execute(
+            "INSERT INTO tasks (task_id, row_id, attempt, how, sent_at, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (task_id, row_id, r["attempts"], how, r["sent_at"], self._clock()),
+        )
+        self._move(db, row_id, RowState.CREATED, task_id=task_id, task_status=None,
+                   task_msg=None, video_url=None)
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -551,62 +570,51 @@ class Journal:
         self, row_id: str, task_id: str, video_url: str | None, duration_ms: int | None
     ) -> None:
         with self._tx() as db:
-            db.execute(
-                "UPDATE rows SET state=?, task_status=20, video_url=?, duration_ms=?, "
-                "updated_at=? WHERE id=? AND task_id=?",
-                (RowState.SUCCEEDED, redact_url(video_url) if video_url else None, duration_ms,
-                 self._clock(), row_id, task_id),
-            )
-            self._event(db, row_id, "task_succeeded", task_id=task_id)
+            if self._move(db, row_id, RowState.SUCCEEDED, only_task=task_id,
+                          task_status=int(TaskStatus.SUCCEEDED),
+                          video_url=redact_url(video_url) if video_url else None,
+                          duration_ms=duration_ms):
+                self._event(db, row_id, "task_succeeded", task_id=task_id)
 
     def task_failed(self, row_id: str, task_id: str, msg: str, kind: str) -> None:
         with self._tx() as db:
-            db.execute(
-                "UPDATE rows SET task_status=30, task_msg=? WHERE id=? AND task_id=?",
-                (msg, row_id, task_id),
-            )
-            self._fail(db, row_id, msg or "task failed", kind, self._clock())
+            if self._move(db, row_id, RowState.FAILED, only_task=task_id,
+                          task_status=int(TaskStatus.FAILED), task_msg=msg,
+                          error=msg or "task failed", error_kind=kind):
+                self._event(db, row_id, "failed", reason=msg or "task failed", error_kind=kind)
 
     def fail(self, row_id: str, reason: str, kind: str) -> None:
         with self._tx() as db:
-            self._fail(db, row_id, reason, kind, self._clock())
+            self._fail(db, row_id, reason, kind)
 
-    def _fail(
-        self, db: sqlite3.Connection, row_id: str, reason: str, kind: str, now: float
-    ) -> None:
-        db.execute(
-            "UPDATE rows SET state=?, error=?, error_kind=?, updated_at=? WHERE id=?",
-            (RowState.FAILED, reason, kind, now, row_id),
-        )
+    def _fail(self, db: sqlite3.Connection, row_id: str, reason: str, kind: str) -> None:
+        self._move(db, row_id, RowState.FAILED, error=reason, error_kind=kind)
         self._event(db, row_id, "failed", reason=reason, error_kind=kind)
 
     # -- download --------------------------------------------------------------------------
 
     def download_intended(self, row_id: str, download_part_path: str) -> None:
         with self._tx() as db:
-            db.execute(
-                "UPDATE rows SET state=?, updated_at=? WHERE id=?",
-                (RowState.DOWNLOADING, self._clock(), row_id),
-            )
+            self._move(db, row_id, RowState.DOWNLOADING)
             self._event(db, row_id, "download_intended", part=download_part_path)
 
     def downloaded(self, row_id: str, path: str, size: int, sha256: str) -> None:
         with self._tx() as db:
-            db.execute(
-                "UPDATE rows SET state=?, output_path=?, output_size=?, output_sha256=?, "
-                "error=NULL, error_kind=NULL, updated_at=? WHERE id=?",
-                (RowState.DONE, path, size, sha256, self._clock(), row_id),
-            )
+            self._move(db, row_id, RowState.DONE, output_path=path, output_size=size,
+                       output_sha256=sha256, error=None, error_kind=None)
             self._event(db, row_id, "downloaded", path=path, size=size, sha256=sha256)
+
+    def download_stopped(self, row_id: str) -> None:
+        """The run ended during the download: the next run fetches it (resuming the part)."""
+        with self._tx() as db:
+            self._move(db, row_id, RowState.SUCCEEDED)
+            self._event(db, row_id, "download_stopped")
 
     def output_lost(self, row_id: str, why: str) -> None:
         """A done row's file is missing or altered: download it again."""
         with self._tx() as db:
-            db.execute(
-                "UPDATE rows SET state=?, output_path=NULL, output_size=NULL, "
-                "output_sha256=NULL, updated_at=? WHERE id=?",
-                (RowState.SUCCEEDED, self._clock(), row_id),
-            )
+            self._move(db, row_id, RowState.SUCCEEDED, output_path=None, output_size=None,
+                       output_sha256=None)
             self._event(db, row_id, "output_lost", why=why)
 
     # -- user decisions --------------------------------------------------------------------
@@ -614,35 +622,30 @@ class Journal:
     def retry_failed(self) -> list[str]:
         """Failed rows go back to pending; their old task ids stay claimed."""
         with self._tx() as db:
-            ids = [
-                r[0] for r in db.execute("SELECT id FROM rows WHERE state=?", (RowState.FAILED,))
-            ]
-            now = self._clock()
+            failed = db.execute("SELECT id, error_kind FROM rows WHERE state=?",
+                                (RowState.FAILED,)).fetchall()
             db.execute(
                 "UPDATE uploads SET state='pending', error=NULL, updated_at=? "
                 "WHERE state='failed'",
-                (now,),
+                (self._clock(),),
             )
-            for rid in ids:
-                r = db.execute(
-                    "SELECT error_kind FROM rows WHERE id=?", (rid,)
-                ).fetchone()
+            for r in failed:
                 # A download failure needs no new task: fetch again.
-                state = RowState.SUCCEEDED if r["error_kind"] == "download" else RowState.PENDING
-                db.execute(
-                    "UPDATE rows SET state=?, task_id=CASE WHEN ?=? THEN task_id ELSE NULL END, "
-                    "error=NULL, error_kind=NULL, updated_at=? WHERE id=?",
-                    (state, state, RowState.SUCCEEDED, now, rid),
-                )
-                self._event(db, rid, "retry", to=state)
-            return ids
+                if r["error_kind"] == "download":
+                    self._move(db, r["id"], RowState.SUCCEEDED, error=None, error_kind=None)
+                    self._event(db, r["id"], "retry", to=RowState.SUCCEEDED)
+                else:
+                    self._move(db, r["id"], RowState.PENDING, task_id=None, error=None,
+                               error_kind=None)
+                    self._event(db, r["id"], "retry", to=RowState.PENDING)
+            return [r["id"] for r in failed]
 
     def resolve(self, row_id: str, task_id: str | None) -> None:
         """The user decides an undecidable row: adopt ``task_id``, or create anew (None)."""
         row = self.row(row_id)
         # A pending row that never had a task may adopt one (a lost journal's task).
         adoptable = row.state == RowState.PENDING and row.task_id is None and task_id is not None
-        if row.state not in (RowState.UNDECIDABLE, *RowState.UNRESOLVED_CREATE) and not adoptable:
+        if row.state not in (RowState.UNDECIDABLE, *UNRESOLVED_CREATE) and not adoptable:
             raise ValueError(f"row {row_id} is {row.state}, not waiting for a decision")
         if task_id is None:
             self.reconciled(row_id, "recreate", by="user")
@@ -650,6 +653,32 @@ class Journal:
             if task_id in self.claimed_task_ids():
                 raise ValueError(f"task {task_id} already belongs to a row")
             self.reconciled(row_id, "adopted", task_id=task_id, by="user")
+
+    # -- the one way a row's state changes -------------------------------------------------
+
+    def _move(self, db: sqlite3.Connection, row_id: str, to: RowState, *,
+              only_task: str | None = None, sql: str = "", params: Mapping[str, Any] = {},
+              **columns: Any) -> bool:
+        """Move ``row_id`` to ``to`` if ``TRANSITIONS`` allows it (else
+        :class:`JournalStateError`), setting ``columns`` and the SQL ``sql`` (with ``params``).
+
+        With ``only_task``, a row that owns another task by now is left as it is (False).
+        """
+        r = db.execute("SELECT state, task_id FROM rows WHERE id=?", (row_id,)).fetchone()
+        if r is None:
+            raise KeyError(row_id)
+        if only_task is not None and r["task_id"] != only_task:
+            return False
+        state = RowState(r["state"])
+        if to not in TRANSITIONS[state]:
+            raise JournalStateError(row_id, state, to)
+        sets = ["state=:state", "updated_at=:updated_at", *(f"{k}=:{k}" for k in columns)]
+        if sql:
+            sets.append(sql)
+        db.execute(f"UPDATE rows SET {', '.join(sets)} WHERE id=:id",
+                   {**columns, **params, "state": str(to), "updated_at": self._clock(),
+                    "id": row_id})
+        return True
 
 
 def _redacted(request: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The batch manifest: CSV or JSONL, one video per row.
 
 Every error in the file is collected and reported at once, with its line number, before anything is
-uploaded or paid for. Option rules come from ``_wire.validate_create`` so the manifest and the
-server agree.
+uploaded or paid for. Each row is a :class:`LipSyncRequest`, which checks its options by the wire's
+rules (the server's own) while its files are still to be uploaded.
 """
 
 from __future__ import annotations
@@ -12,19 +12,19 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .. import InvalidRequestError, LipSyncRequest
 from .._wire import (
     AUDIO_EXTENSIONS,
     SERVICE_LIP_SYNC_AUDIO,
     SERVICE_LIP_SYNC_VIDEO,
     VIDEO_EXTENSIONS,
-    CreateFieldError,
     file_extension,
-    validate_create,
 )
+from ._files import sha256_of
 
 __all__ = ["Manifest", "ManifestError", "ManifestProblem", "MediaRef", "Row", "load_manifest"]
 
@@ -55,15 +55,18 @@ COLUMNS: Mapping[str, str] = {
 }
 INT_OPTIONS = ("screen_width", "screen_height", "model", "volume", "backway")
 FLOAT_OPTIONS = ("speed", "pitch")
-# validate_create's field names -> the manifest's column names, for messages.
-WIRE_TO_COLUMN: Mapping[str, str] = {
+# The request's field names (the wire's, for the speech) -> the manifest's column names.
+FIELD_TO_COLUMN: Mapping[str, str] = {
     "tts_config.text": "text",
     "tts_config.audio_man_id": "voice_id",
     "tts_config.speed": "speed",
     "tts_config.pitch": "pitch",
     "tts_config": "text",
 }
-_PLACEHOLDER_ID = "0" * 32
+# What a row's spec leaves out when it has the request's default: files and speech are apart.
+_OPTIONS = tuple(f.name for f in fields(LipSyncRequest)
+                 if f.name not in ("video", "audio", "text", "voice_id", "callback"))
+_DEFAULTS = {f.name: f.default for f in fields(LipSyncRequest)}
 
 
 @dataclass(frozen=True)
@@ -105,32 +108,31 @@ class MediaRef:
             return f"{self.service}:sha256:{self.sha256}"
         return f"{self.service}:id:{self.file_id}"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "path": str(self.path) if self.path else None,
-            "file_id": self.file_id,
-            "sha256": self.sha256,
-            "size": self.size,
-        }
-
 
 @dataclass(frozen=True)
 class Row:
+    """One manifest row: its ``request`` (files as local paths or ids, checked), and the files
+    as uploads (``video``, ``audio``: dedup keys and hashes)."""
+
     id: str
     line: int
     video: MediaRef
-    text: str | None = None
-    voice_id: str | None = None
+    request: LipSyncRequest
     audio: MediaRef | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options that differ from the request's defaults."""
+        return {k: getattr(self.request, k) for k in _OPTIONS
+                if getattr(self.request, k) != _DEFAULTS[k]}
 
     def spec(self) -> dict[str, Any]:
         """What the row asks for, stable across runs (compared on resume)."""
+        text = self.request.text
         return {
             "video": self.video.key,
-            "text": self.text,
-            "voice_id": self.voice_id,
+            "text": "".join(text) if isinstance(text, tuple) else text,
+            "voice_id": self.request.voice_id,
             "audio": self.audio.key if self.audio else None,
             "options": dict(sorted(self.options.items())),
         }
@@ -201,20 +203,13 @@ class _Hasher:
 
     def __call__(self, path: Path) -> tuple[str, int]:
         if path not in self._cache:
-            h = hashlib.sha256()
-            size = 0
-            with path.open("rb") as f:
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
-                    size += len(chunk)
-            self._cache[path] = (h.hexdigest(), size)
+            size, digest = sha256_of(path)
+            self._cache[path] = (digest, size)
         return self._cache[path]
 
 
 def _media(
-    value: Any,
-    explicit_id: Any,
-    *,
+    cols: Mapping[str, Any],
     column: str,
     service: str,
     extensions: tuple[str, ...],
@@ -222,6 +217,8 @@ def _media(
     hasher: _Hasher,
     errors: list[str],
 ) -> MediaRef | None:
+    """The row's ``column`` file (a local path or an id) or its ``column_file_id``."""
+    value, explicit_id = cols.get(column), cols.get(f"{column}_file_id")
     if not _blank(explicit_id):
         if not _blank(value):
             errors.append(f"{column}: give either {column} or {column}_file_id, not both")
@@ -297,28 +294,10 @@ def _parse_row(
                 "id: use 1-100 letters, digits, '.', '_' or '-' (it names the output file)"
             )
 
-    video = _media(
-        cols.get("video"),
-        cols.get("video_file_id"),
-        column="video",
-        service=SERVICE_LIP_SYNC_VIDEO,
-        extensions=VIDEO_EXTENSIONS,
-        base=base,
-        hasher=hasher,
-        errors=errors,
-    )
+    video = _media(cols, "video", SERVICE_LIP_SYNC_VIDEO, VIDEO_EXTENSIONS, base, hasher, errors)
     if video is None and _blank(cols.get("video")) and _blank(cols.get("video_file_id")):
         errors.append("video: required (a local video file or a file id)")
-    audio = _media(
-        cols.get("audio"),
-        cols.get("audio_file_id"),
-        column="audio",
-        service=SERVICE_LIP_SYNC_AUDIO,
-        extensions=AUDIO_EXTENSIONS,
-        base=base,
-        hasher=hasher,
-        errors=errors,
-    )
+    audio = _media(cols, "audio", SERVICE_LIP_SYNC_AUDIO, AUDIO_EXTENSIONS, base, hasher, errors)
     text = cols.get("text")
     voice = cols.get("voice_id")
     has_audio_col = not _blank(cols.get("audio")) or not _blank(cols.get("audio_file_id"))
@@ -336,48 +315,43 @@ def _parse_row(
     if not _blank(cols.get("drive_mode")):
         options["drive_mode"] = str(cols["drive_mode"]).strip()
 
-    # The wire rules, with placeholder ids: the server would answer the same.
-    if not has_audio_col and not (_blank(text) or _blank(voice)):
-        body: dict[str, Any] = {
-            "video_file_id": _PLACEHOLDER_ID,
-            "audio_type": "tts",
-            "tts_config": {
-                "text": text if isinstance(text, list) else str(text),
-                "audio_man_id": str(voice).strip(),
-                **{k: options[k] for k in FLOAT_OPTIONS if options.get(k) is not None},
-            },
-        }
-    else:
-        body = {"video_file_id": _PLACEHOLDER_ID, "audio_type": "audio",
-                "audio_file_id": _PLACEHOLDER_ID}
-    for k in (*INT_OPTIONS, "drive_mode"):
-        if options.get(k) is not None:
-            body[k] = options[k]
     if has_audio_col:
         for k in FLOAT_OPTIONS:
             if k in options:
                 errors.append(f"{k}: only applies to text + voice rows")
-    try:
-        validate_create(body)
-    except CreateFieldError as exc:
-        errors.append(f"{WIRE_TO_COLUMN.get(exc.field, exc.field)}: {exc.reason}")
-
-    if errors or row_id is None or video is None:
+    speech_ok = has_audio_col == (_blank(text) and _blank(voice))
+    if not speech_ok or any(v is None for v in options.values()):
         return None, errors
     if isinstance(text, list):
         text = "".join(str(t) for t in text)
-    return (
-        Row(
-            id=row_id,
-            line=lineno,
-            video=video,
+    # Checked even when a file is wrong, so that every problem of the row shows at once: the
+    # files are uploaded later anyway (pending), so their names serve.
+    try:
+        request = LipSyncRequest(
+            video=_ref(video, cols.get("video")),
+            audio=_ref(audio, cols.get("audio")) if has_audio_col else None,
             text=None if has_audio_col else str(text),
             voice_id=None if has_audio_col else str(voice).strip(),
-            audio=audio,
-            options={k: v for k, v in options.items() if v is not None},
-        ),
-        [],
-    )
+            **options,
+        )
+    except InvalidRequestError as exc:
+        field = exc.field or ""
+        reason = exc.msg.removeprefix(f"{field}: ")
+        errors.append(f"{FIELD_TO_COLUMN.get(field, field)}: {reason}")
+        return None, errors
+    if errors or row_id is None or video is None:
+        return None, errors
+    return Row(id=row_id, line=lineno, video=video, audio=audio, request=request), []
+
+
+def _ref(media: MediaRef | None, given: Any) -> str | Path:
+    """A request's file: the local path, or the id given (a file not found: its name)."""
+    if media is None:
+        return Path(str(given or "."))
+    if media.path is not None:
+        return media.path
+    assert media.file_id is not None
+    return media.file_id
 
 
 def load_manifest(path: str | Path) -> Manifest:

@@ -138,8 +138,8 @@ def decide(
     return Decision(
         "undecidable",
         win,
-        why + "; cannot tell which (if any) is this row's. Adopt one or create again "
-        "with `batch resolve`",
+        why + "; cannot tell which (if any) is this row's: adopt one with --resolve "
+        "ROW=TASK_ID, or create again with --resolve ROW=new",
         candidates=candidates,
         nearby=nearby,
     )

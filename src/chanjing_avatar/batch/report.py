@@ -10,7 +10,8 @@ from typing import Any
 
 from .journal import Journal, RowState
 
-__all__ = ["REPORT_NAME", "build_report", "render_summary", "write_report"]
+__all__ = ["REPORT_NAME", "SUMMARY_COLUMNS", "build_report", "render_summary", "summary_rows",
+           "write_report"]
 
 REPORT_NAME = "batch-report.json"
 
@@ -19,6 +20,7 @@ def build_report(journal: Journal, *, stopped: str | None = None) -> dict[str, A
     rows = []
     for r in journal.rows():
         recon = journal.events(r.id, "reconcile")
+        last = recon[-1]["detail"] if recon else {}
         rows.append(
             {
                 "id": r.id,
@@ -33,6 +35,9 @@ def build_report(journal: Journal, *, stopped: str | None = None) -> dict[str, A
                 "failure_kind": r.error_kind
                 if r.state in (RowState.FAILED, RowState.UNDECIDABLE)
                 else None,
+                # An undecidable row's tasks to choose from (--resolve ROW=TASK_ID).
+                "candidates": [*last.get("candidates", []), *last.get("nearby", [])]
+                if r.state == RowState.UNDECIDABLE else [],
                 "creates_intended": r.attempts,
                 "reconciliations": [
                     {"decision": e["detail"].get("decision"), "task_id": e["detail"].get("task_id"),
@@ -67,6 +72,22 @@ def write_report(outdir: Path, report: dict[str, Any]) -> Path:
     return path
 
 
+SUMMARY_COLUMNS = ("row", "state", "task", "output / reason")
+
+
+def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """One line per row, those that need attention first: id, state, task id, output or reason
+    (an undecidable row's reason names its candidate tasks)."""
+    order = {RowState.UNDECIDABLE: 0, RowState.FAILED: 1}
+    out = []
+    for r in sorted(report["rows"], key=lambda r: (order.get(r["state"], 2), r["line"])):
+        what = r["output"] if r["state"] == RowState.DONE else (r["failure"] or "")
+        if r.get("candidates"):
+            what += f" (candidates: {', '.join(r['candidates'])})"
+        out.append((r["id"], r["state"], r["task_id"] or "", what or ""))
+    return out
+
+
 def render_summary(report: dict[str, Any], *, max_rows: int = 50) -> Any:
     """A rich renderable: the rows that need attention first, then the counts."""
     from rich.console import Group
@@ -74,19 +95,13 @@ def render_summary(report: dict[str, Any], *, max_rows: int = 50) -> Any:
     from rich.text import Text
 
     table = Table(title="batch summary", show_lines=False)
-    table.add_column("row")
-    table.add_column("state")
-    table.add_column("task")
-    table.add_column("output / reason", overflow="fold")
-    style = {RowState.DONE: "green", RowState.FAILED: "red", RowState.UNDECIDABLE: "magenta"}
-    order = {RowState.UNDECIDABLE: 0, RowState.FAILED: 1}
-    rows = sorted(report["rows"], key=lambda r: (order.get(r["state"], 2), r["line"]))
-    for r in rows[:max_rows]:
-        what = r["output"] if r["state"] == RowState.DONE else (r["failure"] or "")
-        table.add_row(
-            r["id"], Text(r["state"], style=style.get(r["state"], "yellow")),
-            (r["task_id"] or "")[:12], what or "",
-        )
+    for name in SUMMARY_COLUMNS:
+        table.add_column(name, overflow="fold" if name.startswith("output") else "ellipsis")
+    style: dict[str, str] = {RowState.DONE: "green", RowState.FAILED: "red",
+                             RowState.UNDECIDABLE: "magenta"}
+    rows = summary_rows(report)
+    for row_id, state, task_id, what in rows[:max_rows]:
+        table.add_row(row_id, Text(state, style=style.get(state, "yellow")), task_id[:12], what)
     if len(rows) > max_rows:
         table.caption = f"… {len(rows) - max_rows} more rows in {REPORT_NAME}"
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items()))

@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from . import auth_cmd, batch_cmd, callback_cmd, files_cmd, make_cmd, tasks_cmd, voices_cmd
+from . import (
+    auth_cmd,
+    batch_cmd,
+    callback_cmd,
+    files_cmd,
+    make_cmd,
+    mcp_cmd,
+    tasks_cmd,
+    voices_cmd,
+)
 from ._common import GLOBAL
 from ._errors import ExitCode, describe
 from ._output import Output
@@ -71,6 +80,7 @@ app.command("make")(make_cmd.make)
 app.add_typer(sandbox_app, name="sandbox")
 app.command("batch")(batch_cmd.batch)
 app.add_typer(callback_cmd.callback_app, name="callback")
+app.command("mcp")(mcp_cmd.mcp)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

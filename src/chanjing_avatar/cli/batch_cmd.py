@@ -13,6 +13,7 @@ from ._common import BaseUrlOpt, CredentialsDirOpt, JsonOpt, LocalOpt, VerboseOp
 from ._errors import CliError, ExitCode
 
 if TYPE_CHECKING:
+    from ..batch.manifest import Manifest
     from ..batch.runner import BatchProgress, BatchRunner
     from ._callbacks import Listen
     from ._common import Session
@@ -86,12 +87,13 @@ def batch(
             "created",
             ExitCode.USAGE,
         ) from None
+    picks = _resolutions(resolve or [], parsed)
     if callback_url and not callback_listen:
         typer.echo("note: --callback-url without --callback-listen: polling as usual", err=True)
     with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
                  credentials_dir=credentials_dir) as s:
         code = asyncio.run(
-            _run(s, parsed, outdir, retry_failed=retry_failed, resolve=resolve or [],
+            _run(s, parsed, outdir, retry_failed=retry_failed, picks=picks,
                  callback_url=callback_url, listen=listen,
                  poll_interval=poll_interval, settle=settle, live=live,
                  argv=sys.argv)
@@ -100,29 +102,65 @@ def batch(
         raise typer.Exit(code)
 
 
-def _apply_resolutions(journal_path: Path, resolve: list[str]) -> None:
-    from ..batch.journal import Journal
+def _resolutions(resolve: list[str], manifest: Manifest) -> dict[str, str | None]:
+    """The --resolve choices, checked before anything is written: row id -> the task id to
+    adopt, or None to create anew ('*' for every row, with None only)."""
+    rows = {row.id for row in manifest.rows}
+    picks: dict[str, str | None] = {}
+    for item in resolve:
+        row, sep, choice = item.partition("=")
+        if not sep or not row or not choice:
+            raise CliError(f"--resolve {item}: expected ROW=TASK_ID or ROW=new (or '*=new')")
+        if row == "*" and choice != "new":
+            raise CliError(f"--resolve {item}: only '*=new' applies to every row")
+        if row != "*" and row not in rows:
+            raise CliError(f"--resolve {item}: the manifest has no row {row}")
+        if row in picks:
+            raise CliError(f"--resolve {item}: row {row} is given twice")
+        task = None if choice == "new" else choice
+        if task is not None and task in picks.values():
+            raise CliError(f"--resolve {item}: task {task} is given to two rows")
+        picks[row] = task
+    return picks
 
+
+def _apply_resolutions(journal_path: Path, manifest: Manifest,
+                       picks: dict[str, str | None]) -> None:
+    from ..batch.journal import Journal, SpecChangedError
+
+    rows = {row: task for row, task in picks.items() if row != "*"}
+    if not rows:
+        return
+    if not journal_path.exists():
+        # No journal yet: every row is pending with no task, so a row may only adopt one.
+        for row, task in rows.items():
+            if task is None:
+                raise CliError(f"--resolve {row}=new: row {row} has no create to settle "
+                               "(this batch has no journal yet)")
+    try:
+        journal_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"--output: cannot make {journal_path.parent} ({e.strerror or e})"
+                       ) from None
     with Journal(journal_path) as j:
-        for item in resolve:
-            row, sep, choice = item.partition("=")
-            if not sep or not row or not choice:
-                raise CliError(f"--resolve: expected ROW=TASK_ID or ROW=new, got {item!r}")
-            if row == "*":
-                continue  # '*=new': see _run
+        try:
+            j.sync_manifest(manifest)
+        except SpecChangedError as e:
+            raise CliError(str(e)) from None
+        for row, task in rows.items():
             try:
-                j.resolve(row, None if choice == "new" else choice)
-            except (KeyError, ValueError) as e:
-                raise CliError(f"--resolve {item}: {e}") from None
+                j.resolve(row, task)
+            except ValueError as e:
+                raise CliError(f"--resolve {row}={task or 'new'}: {e}") from None
 
 
 async def _run(
     s: Session,
-    manifest: Any,
+    manifest: Manifest,
     outdir: Path,
     *,
     retry_failed: bool,
-    resolve: list[str],
+    picks: dict[str, str | None],
     callback_url: str | None,
     listen: Listen | None,
     poll_interval: float,
@@ -134,25 +172,22 @@ async def _run(
     import shlex
     import signal
 
-    from ..batch.journal import JournalLostError, SpecChangedError
-    from ..batch.report import build_report, render_summary, write_report
+    from ..batch.journal import JournalLostError, JournalStateError, SpecChangedError
+    from ..batch.report import (
+        SUMMARY_COLUMNS,
+        build_report,
+        render_summary,
+        summary_rows,
+        write_report,
+    )
     from ..batch.runner import BatchOptions, BatchRunner, UnknownTasksError
 
     opts = BatchOptions(outdir=outdir, retry_failed=retry_failed, callback_url=callback_url,
                         poll_interval=poll_interval, settle=settle)
     if listen is not None:
         opts.safety_poll = listen.safety_poll
-    for item in resolve:
-        if item.startswith("*="):
-            if item != "*=new":
-                raise CliError(f"--resolve: only '*=new' applies to every row, got {item!r}")
-            opts.fresh_start = True
-    if resolve:
-        try:
-            outdir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise CliError(f"--output: cannot make {outdir} ({e.strerror or e})") from None
-        _apply_resolutions(opts.journal_file, resolve)
+    opts.fresh_start = "*" in picks
+    _apply_resolutions(opts.journal_file, manifest, picks)
     server = None
     client = s.async_client()
     runner = BatchRunner(client, manifest, opts)
@@ -163,7 +198,7 @@ async def _run(
         if not is_loopback(listen.host):
             s.out.warn(f"the callback receiver listens on {listen.host}, not only on this "
                        "machine")
-        receiver = CallbackReceiver(runner.confirm)
+        receiver = CallbackReceiver(runner.on_callback)
         opts.receiver = receiver
         server = ReceiverServer(receiver, host=listen.host, port=listen.port)
         try:
@@ -177,7 +212,6 @@ async def _run(
                                                 client.base_url)
 
     display = _Display(s, runner) if live and s.out.stderr_tty and not s.out.json_mode else None
-    opts.on_change = display.update if display else None
     loop = asyncio.get_running_loop()
     interrupted = False
 
@@ -201,9 +235,7 @@ async def _run(
 
     loop.add_signal_handler(signal.SIGINT, on_sigint)
     loop.add_signal_handler(signal.SIGTERM, on_sigterm)
-    resume = "chanjing-avatar " + " ".join(
-        shlex.quote(a) for a in argv[1:] if a not in ("--retry-failed",)
-    )
+    resume = "chanjing-avatar " + " ".join(shlex.quote(a) for a in _resume_args(argv[1:]))
     if display:
         display.start()
     try:
@@ -214,6 +246,8 @@ async def _run(
         raise CliError(_journal_lost(e, runner, outdir, resume), ExitCode.FAILED) from None
     except UnknownTasksError as e:
         raise CliError(str(e), ExitCode.UNKNOWN) from None
+    except JournalStateError:
+        raise  # a bug, not the user's: reported as one
     except RuntimeError as e:
         raise CliError(str(e)) from None
     finally:
@@ -238,11 +272,14 @@ async def _run(
                        f"the journal is intact: {resume}", ExitCode.FAILED) from None
     if s.out.json_mode:
         s.out.result(report)
-    else:
+    elif s.out.stdout_tty:
         from rich.console import Console
 
         Console(highlight=False).print(render_summary(report))
         s.out.line(f"report: {path}")
+    else:
+        s.out.table(SUMMARY_COLUMNS, summary_rows(report))
+        s.out.note(f"report: {path}")
     counts = report["counts"]
     unfinished = report["total"] - counts.get("done", 0) - counts.get("failed", 0) - counts.get(
         "undecidable", 0)
@@ -251,13 +288,30 @@ async def _run(
         s.out.error(f"{unfinished} row(s) not finished ({why}); resume with: {resume}")
         return int(ExitCode.INTERRUPTED if interrupted else ExitCode.FAILED)
     if counts.get("undecidable"):
-        s.out.error("some rows are undecidable (see the report); settle each with "
-                    f"--resolve ROW=TASK_ID or --resolve ROW=new: {resume}")
+        stuck = [r for r in report["rows"] if r["state"] == "undecidable"]
+        which = "; ".join(f"{r['id']} (candidates: {', '.join(r['candidates']) or 'none'})"
+                          for r in stuck[:5]) + ("; …" if len(stuck) > 5 else "")
+        row = stuck[0]["id"]
+        s.out.error(f"{len(stuck)} row(s) undecidable: {which}. Settle each, then resume: "
+                    f"{resume} --resolve {row}=TASK_ID (adopt) or --resolve {row}=new")
         return int(ExitCode.UNKNOWN)
     if counts.get("failed"):
         s.out.error(f"{counts['failed']} row(s) failed; retry them with: {resume} --retry-failed")
         return int(ExitCode.FAILED)
     return 0
+
+
+def _resume_args(args: list[str]) -> list[str]:
+    """The command line to resume with: without the one-time --retry-failed and --resolve."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--resolve":
+            skip = True
+        elif a != "--retry-failed" and not a.startswith("--resolve="):
+            out.append(a)
+    return out
 
 
 def _journal_lost(e: Exception, runner: BatchRunner, outdir: Path, resume: str) -> str:
@@ -284,7 +338,6 @@ class _Display:
         self._runner = runner
         self._live = Live(self._render(), console=s.out.err_console, refresh_per_second=4,
                           transient=False, get_renderable=self._render)
-        self._last = 0.0
 
     def _render(self) -> Any:
         import time
@@ -304,9 +357,6 @@ class _Display:
         if p.last_event:
             text.append(f"\n{p.last_event}", style="dim")
         return text
-
-    def update(self, _p: BatchProgress) -> None:
-        pass  # redrawn by the Live thread
 
     def start(self) -> None:
         self._live.start()

@@ -44,6 +44,46 @@ def _parse_fault(text: str) -> dict[str, object]:
     return rule
 
 
+_STORE_HELP = (
+    "Shared state: postgresql://USER@HOST[:PORT]/DB (or env CHANJING_SANDBOX_STORE; keep the "
+    "password in PGPASSWORD or ~/.pgpass). Default: SQLite in the data dir."
+)
+_BLOBS_HELP = (
+    "Shared media: s3://BUCKET[/PREFIX] on any S3-compatible store (or env "
+    "CHANJING_SANDBOX_BLOBS; credentials from the AWS_* variables). Default: the data dir."
+)
+StoreOption = Annotated[
+    str | None, typer.Option("--store", help=_STORE_HELP, envvar="CHANJING_SANDBOX_STORE")
+]
+BlobsOption = Annotated[
+    str | None, typer.Option("--blobs", help=_BLOBS_HELP, envvar="CHANJING_SANDBOX_BLOBS")
+]
+S3EndpointOption = Annotated[
+    str | None,
+    typer.Option(help="S3 endpoint URL (else AWS_ENDPOINT_URL).", envvar="AWS_ENDPOINT_URL_S3"),
+]
+S3PublicOption = Annotated[
+    str | None,
+    typer.Option(help="S3 endpoint put in presigned URLs, when clients reach it elsewhere."),
+]
+
+
+def _check_backends(store: str | None, blobs: str | None) -> None:
+    from ..sandbox.backends import check_urls
+    from ..sandbox.config import SandboxConfig
+
+    problem = check_urls(SandboxConfig(data_dir=Path("."), store_url=store, blobs_url=blobs))
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+
+
+def _open_failed(err: Exception) -> typer.Exit:
+    """A backend that cannot be reached at start: one line, exit 1."""
+    typer.echo(f"error: {err}", err=True)
+    return typer.Exit(1)
+
+
 @sandbox_app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = (
@@ -111,6 +151,10 @@ def serve(
         str | None, typer.Option(help="Base of the URLs handed out, when behind a proxy.")
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request (no secrets).")] = False,
+    store: StoreOption = None,
+    blobs: BlobsOption = None,
+    s3_endpoint: S3EndpointOption = None,
+    s3_public_endpoint: S3PublicOption = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the address and credentials as one JSON line.")
     ] = False,
@@ -128,6 +172,7 @@ def serve(
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     rules = [FaultRule.parse(_parse_fault(text)) for text in fault or []]
+    _check_backends(store, blobs)
     config = SandboxConfig(
         data_dir=data_dir or default_data_dir(),
         host=host,
@@ -149,6 +194,10 @@ def serve(
         fault_seed=fault_seed,
         public_url=public_url,
         access_log=access_log,
+        store_url=store,
+        blobs_url=blobs,
+        s3_endpoint_url=s3_endpoint,
+        s3_public_endpoint_url=s3_public_endpoint,
     )
     from ._common import GLOBAL
 
@@ -192,4 +241,110 @@ def serve(
             "(they still need the admin token)",
             err=True,
         )
-    Sandbox(config).serve(on_ready=ready)
+    from ..sandbox.store import BackendUnavailable
+
+    try:
+        sandbox = Sandbox(config)
+    except BackendUnavailable as err:
+        raise _open_failed(err) from None
+    sandbox.serve(on_ready=ready)
+
+
+@sandbox_app.command()
+def worker(
+    store: StoreOption = None,
+    blobs: BlobsOption = None,
+    s3_endpoint: S3EndpointOption = None,
+    s3_public_endpoint: S3PublicOption = None,
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once.", min=1)] = 2,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Scratch folder for renders (default: a temp folder).")
+    ] = None,
+    renderer: Annotated[str, typer.Option(help="Renderer name, or auto.")] = "auto",
+    time_scale: Annotated[float, typer.Option(help="Run sandbox waits this much faster.")] = 1.0,
+    task_min_duration: Annotated[
+        float, typer.Option(help="Make every task take at least this long (sandbox seconds).")
+    ] = 0.0,
+    public_url: Annotated[
+        str | None, typer.Option(help="Base URL of the API (for callbacks without S3).")
+    ] = None,
+    lost_after: Annotated[
+        float, typer.Option(help="Seconds without a worker's heartbeat before its jobs move.")
+    ] = 30.0,
+    render_attempts: Annotated[
+        int, typer.Option(help="Starts of a task before it fails (lost workers).", min=1)
+    ] = 3,
+    grace: Annotated[
+        float, typer.Option(help="On SIGTERM, seconds running jobs get before handing back.")
+    ] = 20.0,
+    health_host: Annotated[str, typer.Option(help="Interface of /healthz and /readyz.")] = (
+        "127.0.0.1"
+    ),
+    health_port: Annotated[int, typer.Option(help="Port of /healthz and /readyz (0: any).")] = 0,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the health address as one JSON line.")
+    ] = False,
+) -> None:
+    """Run probe, render and callback jobs of a shared sandbox (needs --store)."""
+    import logging
+    import tempfile
+
+    from ..sandbox import SandboxConfig
+    from ..sandbox.store import BackendUnavailable
+    from ..sandbox.worker import SandboxWorker
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # callback URLs may carry secrets
+    if not store:
+        typer.echo("error: --store postgresql://... is required (the shared state)", err=True)
+        raise typer.Exit(2)
+    _check_backends(store, blobs)
+    scratch = data_dir or Path(tempfile.mkdtemp(prefix="chanjing-worker-"))
+    config = SandboxConfig(
+        data_dir=scratch,
+        renderer=renderer,
+        time_scale=time_scale,
+        task_min_duration_s=task_min_duration,
+        public_url=public_url,
+        store_url=store,
+        blobs_url=blobs,
+        s3_endpoint_url=s3_endpoint,
+        s3_public_endpoint_url=s3_public_endpoint,
+        lost_after_s=lost_after,
+        render_attempts=render_attempts,
+        shutdown_grace_s=grace,
+    )
+    try:
+        runner = SandboxWorker(config, concurrency)
+    except BackendUnavailable as err:
+        raise _open_failed(err) from None
+
+    def ready(w: SandboxWorker) -> None:
+        host, port = w.health_address or (health_host, health_port)
+        if json_out:
+            typer.echo(json.dumps({"health_url": f"http://{host}:{port}"}))
+        else:
+            typer.echo(f"worker running {concurrency} jobs at once; health: http://{host}:{port}")
+        sys.stdout.flush()
+
+    runner.run(health=(health_host, health_port), on_ready=ready)
+
+
+@sandbox_app.command()
+def migrate(store: StoreOption = None) -> None:
+    """Apply the shared store's schema migrations (serve and worker also do it on start)."""
+    from ..sandbox.store import BackendUnavailable
+    from ..sandbox.store_postgres import migrate as apply
+
+    if not store:
+        typer.echo("error: --store postgresql://... is required", err=True)
+        raise typer.Exit(2)
+    _check_backends(store, None)
+    try:
+        applied = apply(store)
+    except BackendUnavailable as err:
+        raise _open_failed(err) from None
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "the schema is up to date")

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from .._version import __version__
 from .._wire import CODE_MESSAGES, Code
-from . import routes_admin, routes_api, routes_media
+from . import routes_admin, routes_api, routes_health, routes_media
 from .core import SandboxCore
 from .endpoints import ADMIN_PREFIX, AUDITION_PREFIX, RESULT_PREFIX, UPLOAD_PREFIX
 from .envelope import fail, xml_error
@@ -19,6 +19,7 @@ from .middleware import SandboxMiddleware
 from .openapi import install_openapi
 from .signing import UploadSigner
 from .stats import Stats
+from .store import BackendUnavailable
 
 _OBJECT_STORE_PREFIXES = (UPLOAD_PREFIX, RESULT_PREFIX, AUDITION_PREFIX)
 
@@ -44,6 +45,7 @@ def create_app(
     app.state.stats = stats
     app.include_router(routes_api.router)
     app.include_router(routes_media.router)
+    app.include_router(routes_health.router)
     if core.config.admin:
         app.include_router(routes_admin.router)
     install_openapi(app, routes_api.BODIES)
@@ -67,6 +69,11 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def routing_error(request: Request, exc: HTTPException) -> Response:
         return _routing_error(request, exc, admin=core.config.admin)
+
+    @app.exception_handler(BackendUnavailable)
+    async def unavailable(request: Request, exc: BackendUnavailable) -> Response:
+        # The database or object store is briefly away: nothing was changed, retrying is safe.
+        return fail(Code.INTERNAL, "the service is briefly unavailable; retry")
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:

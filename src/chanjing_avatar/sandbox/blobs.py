@@ -1,7 +1,7 @@
 """Blob storage: uploaded media and rendered results, behind a small interface.
 
-``LocalBlobStore`` keeps blobs as files under one folder; an S3 implementation would offer the
-same methods (``path`` then materialises a local copy for the renderer).
+``LocalBlobStore`` keeps blobs as files under one folder; ``S3BlobStore`` (blobs_s3.py) keeps
+them in any S3-compatible object store, where clients upload and download by presigned URL.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -38,8 +39,27 @@ class BlobStore(Protocol):
         """A local path to read the blob from."""
         ...
 
+    def local_copy(self, key: str) -> AbstractContextManager[Path]:
+        """A local file with the blob's bytes for the time of the block."""
+        ...
+
     def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int | None:
+        """The blob's size, None when absent."""
+        ...
+
     def delete(self, key: str) -> None: ...
+    def presign_put(self, key: str, content_type: str, ttl_s: float) -> str | None:
+        """A URL that accepts the blob's PUT directly (None: uploads go through the server)."""
+        ...
+
+    def presign_get(self, key: str, ttl_s: float) -> str | None:
+        """A URL that serves the blob directly (None: the server serves it)."""
+        ...
+
+    def ping(self) -> None:
+        """Raise BackendUnavailable when the store cannot be reached."""
+        ...
 
 
 def check_key(key: str) -> str:
@@ -61,8 +81,27 @@ class LocalBlobStore:
     def path(self, key: str) -> Path:
         return self._root / check_key(key)
 
+    @contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        yield self.path(key)
+
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def presign_put(self, key: str, content_type: str, ttl_s: float) -> str | None:
+        return None
+
+    def presign_get(self, key: str, ttl_s: float) -> str | None:
+        return None
+
+    def ping(self) -> None:
+        self._tmp.stat()
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)

@@ -74,6 +74,16 @@ class SandboxConfig:
     renderer: Renderer | str = "auto"
     public_url: str | None = None  # base of video_url etc. when behind a proxy
     access_log: bool = False
+    # Shared backends (docs/deploy.md). None: SQLite and a folder under data_dir, in-process work.
+    store_url: str | None = None  # postgresql://user@host/db: PostgreSQL + its job queue
+    blobs_url: str | None = None  # s3://bucket/prefix: any S3-compatible object store
+    s3_endpoint_url: str | None = None  # else AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 / AWS's own
+    s3_public_endpoint_url: str | None = None  # the endpoint put in presigned URLs, if different
+    s3_region: str | None = None  # else AWS_REGION
+    # A render whose worker is lost runs again; the task fails after this many starts.
+    render_attempts: int = 3
+    lost_after_s: float = 30.0  # real seconds without a worker heartbeat before its jobs move
+    shutdown_grace_s: float = 20.0  # on SIGTERM, running work gets this long before handing back
 
     def limits(self) -> dict[str, RateLimit]:
         """The effective rate limits per bucket."""

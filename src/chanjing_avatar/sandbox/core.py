@@ -22,13 +22,12 @@ from .._wire import Code, FileStatus, TaskStatus
 from ..render.base import Renderer, VoiceInfo
 from .blobs import BlobStore
 from .callback_targets import url_problem
-from .callbacks import CallbackSender
 from .clock import Clock
 from .config import SandboxConfig
 from .errors import ApiError, param_error
 from .ids import is_id, new_id, new_token
-from .limits import RateLimiter
-from .queue import WorkQueue
+from .limits import Limiter, RateLimiter
+from .queue import CallbackSink, WorkQueue
 from .store import FileRecord, Store, TaskRecord
 
 log = logging.getLogger("chanjing_avatar.sandbox")
@@ -38,6 +37,7 @@ RENDER = "render"
 # Where a task's params keep the blob each file field named at create: uploads never overwrite
 # a blob, so what a task renders cannot change after it was created.
 BLOB_KEYS = {"video_file_id": "video_blob_key", "audio_file_id": "audio_blob_key"}
+_RESULT_URL_TTL_S = 7 * 24 * 3600  # as long as SigV4 allows
 
 
 class SandboxCore:
@@ -49,7 +49,8 @@ class SandboxCore:
         work: WorkQueue,
         clock: Clock,
         renderer: Renderer,
-        callbacks: CallbackSender,
+        callbacks: CallbackSink,
+        limiter: Limiter | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -58,7 +59,7 @@ class SandboxCore:
         self.clock = clock
         self.renderer = renderer
         self.callbacks = callbacks
-        self.limiter = RateLimiter(config.limits(), clock.real)
+        self.limiter = limiter or RateLimiter(config.limits(), clock.real)
         self.public_url = config.public_url or ""
         self._voices: Sequence[VoiceInfo] | None = None
         self._audition_lock = threading.Lock()
@@ -131,8 +132,32 @@ class SandboxCore:
         }
         if force_failure:
             changes["forced_status"] = int(FileStatus.CHECK_FAILED)
-        self.store.update_file(file_id, **changes)
-        self.work.submit(PROBE, file_id)
+        with self.store.transaction():
+            self.store.update_file(file_id, **changes)
+            self.work.submit(PROBE, file_id)
+
+    def upload_urls(self, record: FileRecord, base_url: str) -> tuple[str, str] | None:
+        """(sign_url, full_path) straight to the object store, or None when uploads go
+        through this server."""
+        ttl = self.config.upload_url_ttl_s
+        direct = self.blobs.presign_put(record.blob_key, record.mime_type, ttl)
+        if direct is None:
+            return None
+        return direct, f"{base_url}/upload/{record.id}"
+
+    def _sync_upload(self, record: FileRecord) -> FileRecord:
+        """A direct upload reaches the object store without telling us: look for it."""
+        if record.uploaded_at is not None:
+            return record
+        if self.blobs.presign_put(record.blob_key, record.mime_type, 1) is None:
+            return record
+        size = self.blobs.size(record.blob_key)
+        if size is None:
+            return record
+        with self.store.transaction():
+            if self.store.claim_upload(record.id, size, self.clock.now()):
+                self.work.submit(PROBE, record.id)
+        return self.store.get_file(record.id) or record
 
     def own_file(self, app_id: str, file_id: Any, field: str = "id") -> FileRecord:
         if not isinstance(file_id, str) or not file_id:
@@ -140,7 +165,7 @@ class SandboxCore:
         record = self.store.get_file(file_id) if is_id(file_id) else None
         if record is None or record.app_id != app_id:
             raise param_error(f"{field}: no such file")
-        return record
+        return self._sync_upload(record)
 
     def file_status(self, record: FileRecord) -> tuple[int, str]:
         """What file_detail shows: processing until synced and probed."""
@@ -240,8 +265,10 @@ class SandboxCore:
             fail_msg=fail_msg,
             seed=random.randrange(2**31),
         )
-        self.store.add_task(task)
-        self.work.submit(RENDER, task.id)
+        # One transaction: a crash between the two cannot leave a task no worker will run.
+        with self.store.transaction():
+            self.store.add_task(task)
+            self.work.submit(RENDER, task.id)
         return task.id
 
     def _ready_file(self, app_id: str, file_id: str, field: str, service: str) -> FileRecord:
@@ -262,6 +289,16 @@ class SandboxCore:
             raise param_error("id: no such task")
         return task
 
+    @staticmethod
+    def result_key(task: TaskRecord, ext: str) -> str:
+        """Where a task's result is kept: each render attempt has its own keys."""
+        suffix = f"-{task.attempt}" if task.attempt > 1 else ""
+        return f"results/{task.id}{suffix}.{ext}"
+
+    def result_url(self, task: TaskRecord, ext: str, base_url: str) -> str:
+        direct = self.blobs.presign_get(self.result_key(task, ext), _RESULT_URL_TTL_S)
+        return direct or f"{base_url}/result/lip-sync/{task.id}.{ext}"
+
     def task_view(self, task: TaskRecord, base_url: str) -> dict[str, Any]:
         done = task.status == TaskStatus.SUCCEEDED
         return {
@@ -269,8 +306,8 @@ class SandboxCore:
             "status": task.status,
             "progress": task.progress,
             "msg": task.msg,
-            "video_url": f"{base_url}/result/lip-sync/{task.id}.mp4" if done else "",
-            "preview_url": f"{base_url}/result/lip-sync/{task.id}.jpg" if done else "",
+            "video_url": self.result_url(task, "mp4", base_url) if done else "",
+            "preview_url": self.result_url(task, "jpg", base_url) if done else "",
             "duration": task.duration_ms,
             "create_time": task.create_time,
         }
@@ -289,16 +326,36 @@ class SandboxCore:
             },
         }
 
-    def result_path(self, name: str) -> Path | None:
-        """The local file of a result download name (``<task id>.mp4`` or ``.jpg``)."""
+    def _result_blob(self, name: str) -> str | None:
         task_id, dot, ext = name.partition(".")
         if not dot or ext not in ("mp4", "jpg") or not is_id(task_id):
             return None
         task = self.store.get_task(task_id)
         if task is None or task.status != TaskStatus.SUCCEEDED:
             return None
-        key = f"results/{task_id}.{ext}"
-        return self.blobs.path(key) if self.blobs.exists(key) else None
+        return self.result_key(task, ext)
+
+    def result_path(self, name: str) -> Path | None:
+        """The local file of a result download name (``<task id>.mp4`` or ``.jpg``)."""
+        key = self._result_blob(name)
+        return self.blobs.path(key) if key and self.blobs.exists(key) else None
+
+    def result_redirect(self, name: str) -> str | None:
+        """A presigned URL of the result, when the object store serves it."""
+        key = self._result_blob(name)
+        return self.blobs.presign_get(key, _RESULT_URL_TTL_S) if key else None
+
+    def upload_redirect(self, file_id: str) -> str | None:
+        """A presigned URL of an upload's bytes, when the object store serves them."""
+        record = self.store.get_file(file_id) if is_id(file_id) else None
+        if record is None:
+            return None
+        return self.blobs.presign_get(record.blob_key, _RESULT_URL_TTL_S)
+
+    def ready(self) -> None:
+        """Raise BackendUnavailable unless the store and the blob store answer."""
+        self.store.ping()
+        self.blobs.ping()
 
     # Restart.
     def resume(self) -> None:

@@ -6,14 +6,17 @@ import logging
 import shutil
 import threading
 import time
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 from .._wire import SERVICE_LIP_SYNC_AUDIO, SERVICE_LIP_SYNC_VIDEO, FileStatus, TaskStatus
 from ..render.base import AudioSpeech, RenderError, RenderJob, TtsSpeech
-from .core import BLOB_KEYS, SandboxCore
+from .core import BLOB_KEYS, RENDER, SandboxCore
 from .envelope import envelope_body
 from .probing import probe_problem
+from .store import BackendUnavailable, TaskRecord
 
 log = logging.getLogger("chanjing_avatar.sandbox")
 
@@ -29,7 +32,12 @@ def probe_file(core: SandboxCore, file_id: str) -> None:
         SERVICE_LIP_SYNC_AUDIO: "audio",
     }
     kind = kinds.get(record.service)
-    problem = probe_problem(core.blobs.path(record.blob_key), kind) if kind else None
+    problem = None
+    if record.bytes > core.config.max_upload_bytes:  # a direct upload is not size-checked
+        problem = f"the file is larger than {core.config.max_upload_bytes} bytes"
+    elif kind:
+        with core.blobs.local_copy(record.blob_key) as local:
+            problem = probe_problem(local, kind)
     if problem is None:
         core.store.update_file(file_id, checked_status=int(FileStatus.READY), msg="")
     else:
@@ -39,9 +47,10 @@ def probe_file(core: SandboxCore, file_id: str) -> None:
 class _Progress:
     """Progress shown to clients: the renderer's, held back by the pacing clock, never falling."""
 
-    def __init__(self, core: SandboxCore, task_id: str, min_real_s: float) -> None:
+    def __init__(self, core: SandboxCore, task_id: str, attempt: int, min_real_s: float) -> None:
         self._core = core
         self._task_id = task_id
+        self._attempt = attempt
         self._min = min_real_s
         self._start = core.clock.monotonic()
         self._render = 0
@@ -65,51 +74,38 @@ class _Progress:
             value = min(self._render, self.paced())
             if value > self._shown:
                 self._shown = value
-                self._core.store.update_task(self._task_id, progress=value)
+                self._core.store.update_attempt(self._task_id, self._attempt, progress=value)
 
 
 def render_task(core: SandboxCore, task_id: str) -> None:
-    task = core.store.get_task(task_id)
-    if task is None or TaskStatus(task.status).is_terminal:
+    attempt = core.store.claim_task(task_id)
+    if attempt is None:  # gone or finished already
         return
-    core.store.update_task(task_id, status=int(TaskStatus.GENERATING), progress=0)
+    task = core.store.get_task(task_id)
+    if task is None:
+        return
+    if attempt > core.config.render_attempts:
+        _finish(
+            core,
+            task,
+            attempt,
+            TaskStatus.FAILED,
+            f"rendering was interrupted {attempt - 1} times (its worker was lost); giving up",
+        )
+        return
     pacing = core.clock.pacing
-    progress = _Progress(core, task_id, core.clock.real(pacing.task_min_duration_s))
-    work_dir = core.config.data_dir / "work" / task_id
+    progress = _Progress(core, task_id, attempt, core.clock.real(pacing.task_min_duration_s))
+    work_dir = core.config.data_dir / "work" / f"{task_id}-{attempt}"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
     try:
-        if task.fail_msg:
-            _finish(core, task_id, TaskStatus.FAILED, task.fail_msg)
-            return
-        job = _build_job(core, task.params, task_id, task.seed, work_dir)
-        if job is None:
-            _finish(core, task_id, TaskStatus.FAILED, "an input file is no longer available")
-            return
-        try:
-            result = core.renderer.render(job, progress.render)
-        except RenderError as err:
-            if not core.work.stopping():
-                _finish(core, task_id, TaskStatus.FAILED, str(err) or "rendering failed")
-            return
-        except Exception as err:  # a renderer bug must still end the task
-            log.exception("renderer %s crashed on task %s", core.renderer.name, task_id)
-            if not core.work.stopping():
-                _finish(
-                    core,
-                    task_id,
-                    TaskStatus.FAILED,
-                    f"internal rendering error ({type(err).__name__})",
-                )
-            return
-        while progress.remaining() > 0 and not core.work.stopping():
-            progress.render(99)
-            time.sleep(max(0.0, min(_PACE_TICK_S, progress.remaining())))
-        if core.work.stopping():
-            return  # left "generating": the next start resumes it
-        core.blobs.put_file(f"results/{task_id}.mp4", job.output_video)
-        core.blobs.put_file(f"results/{task_id}.jpg", job.output_preview)
-        _finish(core, task_id, TaskStatus.SUCCEEDED, result.message, result.duration_ms)
+        with ExitStack() as inputs:
+            _render(core, task, attempt, progress, work_dir, inputs)
+    except BackendUnavailable:
+        # The store or object store stayed away: give the task back for a later run (raised
+        # again when even that fails, for the queue to retry the job).
+        log.warning("task %s: a backend is unavailable; handing it back", task_id)
+        _hand_back(core, task_id, attempt)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -124,18 +120,89 @@ def used_blob(core: SandboxCore, params: dict[str, Any], field: str) -> str | No
     return key if key is not None and core.blobs.exists(key) else None
 
 
+def _render(
+    core: SandboxCore,
+    task: TaskRecord,
+    attempt: int,
+    progress: _Progress,
+    work_dir: Path,
+    inputs: ExitStack,
+) -> None:
+    task_id = task.id
+    if task.fail_msg:
+        _finish(core, task, attempt, TaskStatus.FAILED, task.fail_msg)
+        return
+    job = _build_job(core, task.params, task_id, task.seed, work_dir, inputs)
+    if job is None:
+        _finish(core, task, attempt, TaskStatus.FAILED, "an input file is no longer available")
+        return
+    try:
+        result = core.renderer.render(job, progress.render)
+    except BackendUnavailable:
+        raise  # not the render's fault: render_task hands the task back
+    except RenderError as err:
+        if core.work.stopping():
+            _hand_back(core, task_id, attempt)
+        else:
+            _finish(core, task, attempt, TaskStatus.FAILED, str(err) or "rendering failed")
+        return
+    except Exception as err:  # a renderer bug must still end the task
+        log.exception("renderer %s crashed on task %s", core.renderer.name, task_id)
+        if core.work.stopping():
+            _hand_back(core, task_id, attempt)
+        else:
+            message = f"internal rendering error ({type(err).__name__})"
+            _finish(core, task, attempt, TaskStatus.FAILED, message)
+        return
+    while progress.remaining() > 0 and not core.work.stopping():
+        progress.render(99)
+        time.sleep(max(0.0, min(_PACE_TICK_S, progress.remaining())))
+    if core.work.stopping():
+        _hand_back(core, task_id, attempt)
+        return
+    # Keys of this attempt: a late render of a lost attempt cannot overwrite what is published.
+    done = replace(task, attempt=attempt)
+    core.blobs.put_file(core.result_key(done, "mp4"), job.output_video)
+    core.blobs.put_file(core.result_key(done, "jpg"), job.output_preview)
+    _finish(core, task, attempt, TaskStatus.SUCCEEDED, result.message, result.duration_ms)
+
+
+def _hand_back(core: SandboxCore, task_id: str, attempt: int) -> None:
+    """Shutting down: the task goes back to the queue for another worker (or the next start)."""
+    with core.store.transaction():
+        if core.store.release_task(task_id, attempt, "resumed after a worker stopped"):
+            core.work.submit(RENDER, task_id)
+
+
+def _local_input(
+    core: SandboxCore, params: dict[str, Any], field: str, inputs: ExitStack
+) -> Path | None:
+    key = used_blob(core, params, field)
+    if key is None:
+        return None
+    try:
+        return inputs.enter_context(core.blobs.local_copy(key))
+    except FileNotFoundError:
+        return None
+
+
 def _build_job(
-    core: SandboxCore, params: dict[str, Any], task_id: str, seed: int, work_dir: Path
+    core: SandboxCore,
+    params: dict[str, Any],
+    task_id: str,
+    seed: int,
+    work_dir: Path,
+    inputs: ExitStack,
 ) -> RenderJob | None:
-    video_key = used_blob(core, params, "video_file_id")
-    if video_key is None:
+    video = _local_input(core, params, "video_file_id", inputs)
+    if video is None or not video.is_file():
         return None
     speech: TtsSpeech | AudioSpeech
     if params["audio_type"] == "audio":
-        audio_key = used_blob(core, params, "audio_file_id")
-        if audio_key is None:
+        audio = _local_input(core, params, "audio_file_id", inputs)
+        if audio is None or not audio.is_file():
             return None
-        speech = AudioSpeech(core.blobs.path(audio_key))
+        speech = AudioSpeech(audio)
     else:
         tts = params["tts_config"]
         speech = TtsSpeech(
@@ -146,7 +213,7 @@ def _build_job(
         )
     return RenderJob(
         task_id=task_id,
-        video_path=core.blobs.path(video_key),
+        video_path=video,
         speech=speech,
         width=params["screen_width"],
         height=params["screen_height"],
@@ -163,8 +230,15 @@ def _build_job(
 
 
 def _finish(
-    core: SandboxCore, task_id: str, status: TaskStatus, msg: str, duration_ms: int = 0
+    core: SandboxCore,
+    task: TaskRecord,
+    attempt: int,
+    status: TaskStatus,
+    msg: str,
+    duration_ms: int = 0,
 ) -> None:
+    """Publish the terminal state and its callback together, once: a render whose attempt is no
+    longer current (its worker was given up for lost) publishes nothing."""
     changes: dict[str, Any] = {
         "status": int(status),
         "msg": msg,
@@ -173,8 +247,11 @@ def _finish(
     }
     if status == TaskStatus.SUCCEEDED:
         changes["progress"] = 100
-    core.store.update_task(task_id, **changes)
-    task = core.store.get_task(task_id)
-    if task is not None and task.callback:
-        payload = envelope_body(0, "success", core.task_view(task, core.public_url))
-        core.callbacks.send(task_id, task.callback, payload)
+    with core.store.transaction():
+        if not core.store.update_attempt(task.id, attempt, **changes):
+            log.warning("task %s attempt %d finished late: not published", task.id, attempt)
+            return
+        done = core.store.get_task(task.id)
+        if done is not None and task.callback:
+            payload = envelope_body(0, "success", core.task_view(done, core.public_url))
+            core.callbacks.send(task.id, task.callback, payload)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from .._wire import RateLimit
+
+# Counts one request against a shared log: (app_id, limit, window in real seconds) -> allowed.
+SharedHit = Callable[[str, RateLimit, float], bool]
+
+
+class Limiter(Protocol):
+    def allow(self, app_id: str, bucket: str | None, now: float) -> bool: ...
 
 
 class RateLimiter:
@@ -36,3 +44,23 @@ class RateLimiter:
                 return False
             hits.append(now)
             return True
+
+
+class SharedRateLimiter:
+    """The same limits counted in a store every API replica shares (``now`` is the store's)."""
+
+    def __init__(
+        self,
+        limits: Mapping[str, RateLimit],
+        real_seconds: Callable[[float], float],
+        hit: SharedHit,
+    ) -> None:
+        self._limits = dict(limits)
+        self._real = real_seconds
+        self._hit = hit
+
+    def allow(self, app_id: str, bucket: str | None, now: float) -> bool:
+        limit = self._limits.get(bucket) if bucket else None
+        if limit is None:
+            return True
+        return self._hit(app_id, limit, self._real(limit.period_s))

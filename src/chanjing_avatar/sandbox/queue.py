@@ -1,7 +1,8 @@
 """The work queue: jobs are (kind, id) pairs handled by a fixed number of workers per kind.
 
-Jobs carry only an id (the state lives in the store), so a distributed queue could replace the
-in-process ``ThreadWorkQueue`` behind the same interface.
+Jobs carry only an id (the state lives in the store): the in-process ``ThreadWorkQueue`` serves an
+embedded sandbox, ``ProcrastinateQueue`` (queue_procrastinate.py) keeps jobs in PostgreSQL for
+workers on any machine.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
+
+from .store import CallbackRecord
 
 log = logging.getLogger("chanjing_avatar.sandbox")
 
@@ -25,6 +28,15 @@ class WorkQueue(Protocol):
     def stopping(self) -> bool:
         """True once shutdown began: long jobs should give up early."""
         ...
+
+
+class CallbackSink(Protocol):
+    """Where a finished task's callback goes: sent from this process (``CallbackSender``) or
+    handed to the queue's workers."""
+
+    def send(self, task_id: str, url: str, payload: dict[str, Any]) -> None: ...
+    def restore(self, record: CallbackRecord) -> None: ...
+    def close(self) -> None: ...
 
 
 class ThreadWorkQueue:

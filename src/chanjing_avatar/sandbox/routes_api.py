@@ -62,10 +62,15 @@ async def create_upload_url(
     expires = int(core.clock.now() + core.config.upload_url_ttl_s)
     query = request.app.state.signer.query(record.id, record.mime_type, expires)
     base = base_url(request)
+    direct = core.upload_urls(record, base)  # straight to the object store, when shared
+    sign_url, full_path = direct or (
+        f"{base}/upload/{record.id}?{query}",
+        f"{base}/upload/{record.id}",
+    )
     return ok(
         {
-            "sign_url": f"{base}/upload/{record.id}?{query}",
-            "full_path": f"{base}/upload/{record.id}",
+            "sign_url": sign_url,
+            "full_path": full_path,
             "key": record.blob_key,
             "mime_type": record.mime_type,
             "file_id": record.id,

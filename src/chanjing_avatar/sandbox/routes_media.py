@@ -7,7 +7,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Header, Query, Request
 from starlette.requests import ClientDisconnect
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 
 from .blobs import BlobTooLarge
 from .envelope import xml_error
@@ -101,6 +101,9 @@ async def uploaded(request: Request, file_id: str) -> Response:
     """The ``full_path`` of an upload: its bytes once the PUT is done (public-read, as the
     vendor's clients expect of that URL)."""
     core = core_of(request)
+    direct = await anyio.to_thread.run_sync(core.upload_redirect, file_id)
+    if direct is not None:
+        return RedirectResponse(direct, status_code=307)
     record = core.store.get_file(file_id) if is_id(file_id) else None
     if record is None or record.uploaded_at is None or not core.blobs.exists(record.blob_key):
         return xml_error(404, "NoSuchKey", "The specified key does not exist.", request.url.path)
@@ -119,6 +122,9 @@ async def uploaded(request: Request, file_id: str) -> Response:
     },
 )
 async def result(request: Request, name: str) -> Response:
+    direct = await anyio.to_thread.run_sync(core_of(request).result_redirect, name)
+    if direct is not None:
+        return RedirectResponse(direct, status_code=307)
     path = core_of(request).result_path(name)
     if path is None:
         return xml_error(404, "NoSuchKey", "The specified key does not exist.", request.url.path)

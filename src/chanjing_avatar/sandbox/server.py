@@ -17,7 +17,7 @@ from ..render.base import Renderer
 from .admin import SandboxAdmin
 from .admin_guard import is_loopback_host
 from .app import create_app
-from .blobs import LocalBlobStore
+from .backends import open_backends
 from .callbacks import CallbackSender
 from .clock import Clock, Pacing
 from .config import SandboxConfig
@@ -25,10 +25,9 @@ from .core import PROBE, RENDER, SandboxCore
 from .faults import FaultInjector
 from .ids import new_secret
 from .jobs import probe_file, render_task
-from .queue import ThreadWorkQueue
+from .queue import CallbackSink, ThreadWorkQueue, WorkQueue
 from .signing import UploadSigner
 from .stats import Stats
-from .store_sqlite import SqliteStore
 
 log = logging.getLogger("chanjing_avatar.sandbox")
 
@@ -95,20 +94,32 @@ class Sandbox:
         self.admin_token = cfg.admin_token or new_secret()
         data_dir = Path(cfg.data_dir)
         private_folder(data_dir)
-        private_file(data_dir / "sandbox.db")
-        self.store = SqliteStore(data_dir / "sandbox.db")
-        self.blobs = LocalBlobStore(data_dir / "blobs")
+        if not cfg.store_url:
+            private_file(data_dir / "sandbox.db")
         self.stats = Stats()
         self.faults = FaultInjector(cfg.faults if cfg.faults_enabled else (), seed=cfg.fault_seed)
         self.clock = Clock(Pacing(cfg.time_scale, cfg.file_sync_delay_s, cfg.task_min_duration_s))
-        self.work = ThreadWorkQueue()
-        self.callbacks = CallbackSender(
-            cfg.callback,
-            self.clock.real,
-            self._callback_outcome,
-            journal=self.store,
-            allow_private=cfg.callback_allow_private,
-        )
+        backends = open_backends(cfg, self.clock)
+        self.store, self.blobs, self.shared = backends.store, backends.blobs, backends.shared
+        self.work: WorkQueue
+        self.callbacks: CallbackSink
+        if self.shared:
+            # An API replica: workers (``sandbox worker``) run the jobs it queues.
+            from .queue_procrastinate import ProcrastinateQueue, QueuedCallbacks
+            from .store_postgres import PostgresStore
+
+            assert isinstance(self.store, PostgresStore) and cfg.store_url
+            queue = ProcrastinateQueue(self.store, cfg.store_url, cfg.callback)
+            self.work, self.callbacks = queue, QueuedCallbacks(self.store, queue)
+        else:
+            self.work = ThreadWorkQueue()
+            self.callbacks = CallbackSender(
+                cfg.callback,
+                self.clock.real,
+                self._callback_outcome,
+                journal=self.store,
+                allow_private=cfg.callback_allow_private,
+            )
         self.core = SandboxCore(
             cfg,
             self.store,
@@ -117,6 +128,7 @@ class Sandbox:
             self.clock,
             resolve_renderer(cfg.renderer),
             self.callbacks,
+            backends.limiter,
         )
         self.work.register(
             PROBE, lambda file_id: probe_file(self.core, file_id), cfg.probe_concurrency
@@ -133,9 +145,16 @@ class Sandbox:
     def _default_app(self) -> tuple[str, str]:
         """The given pair, or the one this data dir was first given (made up if none)."""
         store, cfg = self.store, self.config
-        app_id = cfg.app_id or store.get_meta("default_app_id") or new_secret()
+        if cfg.app_id:
+            app_id = cfg.app_id
+        else:  # replicas starting together agree on one
+            app_id = store.get_meta("default_app_id") or store.set_meta_once(
+                "default_app_id", new_secret()
+            )
         secret = cfg.secret_key or (store.app_secret(app_id) if not cfg.app_id else None)
-        secret = secret or new_secret()
+        if secret is None:  # replicas starting together agree on one
+            fresh = new_secret()
+            secret = store.set_meta_once(f"first_secret:{app_id}", fresh) if self.shared else fresh
         store.add_app(app_id, secret)
         store.set_meta("default_app_id", app_id)
         return app_id, secret
@@ -143,8 +162,7 @@ class Sandbox:
     def _signing_key(self) -> bytes:
         key = self.store.get_meta("signing_key")
         if key is None:
-            key = new_secret() + new_secret()
-            self.store.set_meta("signing_key", key)
+            key = self.store.set_meta_once("signing_key", new_secret() + new_secret())
         return key.encode()
 
     def _callback_outcome(self, task_id: str, outcome: str) -> None:
@@ -179,8 +197,9 @@ class Sandbox:
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
         self.base_url = f"http://{shown}:{port}"
         self.core.public_url = (self.config.public_url or self.base_url).rstrip("/")
-        self.work.start()
-        self.core.resume()
+        if not self.shared:  # shared: workers run the jobs, and take over those of lost ones
+            self.work.start()
+            self.core.resume()
 
     # Embedded.
     def start(self, timeout: float = 30.0) -> Sandbox:

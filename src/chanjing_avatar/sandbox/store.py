@@ -1,13 +1,19 @@
 """The metadata store: the records the sandbox keeps, and the interface any backend implements.
 
-``SqliteStore`` (store_sqlite.py) is the one implementation; a PostgreSQL one would implement the
-same protocol. Records are plain dataclasses; times are unix seconds.
+``SqliteStore`` (store_sqlite.py) keeps an embedded sandbox's state; ``PostgresStore``
+(store_postgres.py) is shared by any number of API replicas and workers. Records are plain
+dataclasses; times are unix seconds.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+
+class BackendUnavailable(Exception):
+    """The database or the object store did not answer: retry later; nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class TaskRecord:
     fail_msg: str = ""  # an injected task failure, applied when the task runs
     seed: int = 0
     finished_at: float | None = None
+    attempt: int = 0  # renders started; a result or terminal state is published by one only
 
 
 @dataclass(frozen=True)
@@ -97,8 +104,40 @@ class Store(CallbackLog, Protocol):
 
     def unfinished_tasks(self) -> list[TaskRecord]: ...
 
+    def claim_task(self, task_id: str) -> int | None:
+        """Start a render: status 10, progress 0, ``attempt`` + 1 (returned); None when the task
+        is gone or already finished."""
+        ...
+
+    def update_attempt(self, task_id: str, attempt: int, **changes: Any) -> bool:
+        """Apply ``changes`` (progress, or a terminal state) only while ``attempt`` is the
+        current, unfinished render: exactly one render publishes; a late one gets False and
+        changes nothing."""
+        ...
+
+    def release_task(self, task_id: str, attempt: int, msg: str) -> bool:
+        """Give an unfinished render back (status 0, the attempt not counted)."""
+        ...
+
+    def claim_upload(self, file_id: str, size: int, now: float) -> bool:
+        """Record that a file's bytes arrived; True for the one caller that recorded it."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group the calls made inside into one transaction (with the jobs they submit, on
+        backends that share it with the queue)."""
+        ...
+
+    def ping(self) -> None:
+        """Raise BackendUnavailable when the store cannot be reached."""
+        ...
+
     # Small server settings (e.g. the signing key).
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
+    def set_meta_once(self, key: str, value: str) -> str:
+        """Store ``value`` unless the key has one already; returns the value that holds (so
+        replicas starting together agree)."""
+        ...
 
     def close(self) -> None: ...

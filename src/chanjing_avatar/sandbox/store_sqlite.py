@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +26,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, app_id TEXT NOT NULL,
     create_time INTEGER NOT NULL, params TEXT NOT NULL, status INTEGER NOT NULL,
     progress INTEGER NOT NULL, msg TEXT NOT NULL, duration_ms INTEGER NOT NULL,
-    callback TEXT NOT NULL, fail_msg TEXT NOT NULL, seed INTEGER NOT NULL, finished_at REAL);
+    callback TEXT NOT NULL, fail_msg TEXT NOT NULL, seed INTEGER NOT NULL, finished_at REAL,
+    attempt INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS tasks_by_app ON tasks (app_id, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS callbacks (
@@ -46,6 +49,9 @@ class SqliteStore:
         self._lock = threading.Lock()
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
+            columns = {r["name"] for r in conn.execute("PRAGMA table_info(tasks)")}
+            if "attempt" not in columns:  # a data dir made by an earlier version
+                conn.execute("ALTER TABLE tasks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -138,6 +144,53 @@ class SqliteStore:
         rows = self._rows("SELECT * FROM tasks WHERE status IN (0, 10) ORDER BY seq")
         return [_task(r) for r in rows]
 
+    def claim_task(self, task_id: str) -> int | None:
+        with self._conn() as conn:
+            row = conn.execute(
+                "UPDATE tasks SET status=10, progress=0, attempt=attempt+1"
+                " WHERE id=? AND status IN (0, 10) RETURNING attempt",
+                (task_id,),
+            ).fetchone()
+        return int(row[0]) if row else None
+
+    def update_attempt(self, task_id: str, attempt: int, **changes: Any) -> bool:
+        sets = ", ".join(f"{c}=?" for c in changes)
+        values = tuple(_encode(v) for v in changes.values())
+        return (
+            self._write(
+                f"UPDATE tasks SET {sets} WHERE id=? AND attempt=? AND status IN (0, 10)",
+                (*values, task_id, attempt),
+            )
+            == 1
+        )
+
+    def release_task(self, task_id: str, attempt: int, msg: str) -> bool:
+        return (
+            self._write(
+                "UPDATE tasks SET status=0, progress=0, msg=?, attempt=attempt-1"
+                " WHERE id=? AND attempt=? AND status IN (0, 10)",
+                (msg, task_id, attempt),
+            )
+            == 1
+        )
+
+    def claim_upload(self, file_id: str, size: int, now: float) -> bool:
+        return (
+            self._write(
+                "UPDATE files SET bytes=?, uploaded_at=? WHERE id=? AND uploaded_at IS NULL",
+                (size, now, file_id),
+            )
+            == 1
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        # Each write commits on its own; the in-process queue needs no shared transaction.
+        yield
+
+    def ping(self) -> None:
+        self._rows("SELECT 1")
+
     # Callbacks waiting for delivery.
     def save_callback(self, record: CallbackRecord) -> None:
         self._write(
@@ -174,6 +227,11 @@ class SqliteStore:
 
     def set_meta(self, key: str, value: str) -> None:
         self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def set_meta_once(self, key: str, value: str) -> str:
+        self._write("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+        held = self.get_meta(key)
+        return value if held is None else held
 
     def close(self) -> None:
         with self._lock:

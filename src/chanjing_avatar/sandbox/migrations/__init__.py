@@ -1,0 +1,1 @@
+"""Versioned PostgreSQL schema: ``NNNN_name.sql`` files, applied in order, each once."""

@@ -1,0 +1,119 @@
+"""The API contract against a shared deployment: 2 API replicas + 2 workers as separate processes
+on PostgreSQL and S3, every request alternating between the replicas."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chanjing_avatar import _wire
+from chanjing_avatar._wire import Code
+from sandbox.api import envelope
+from sandbox.receiver import Receiver
+
+from .deploy import DeployedApi, Deployment, audio_body
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def deployed(deployment_factory: type[Deployment]) -> Deployment:
+    return deployment_factory.fresh().start(apis=2, workers=2)
+
+
+@pytest.fixture
+def api(deployed: Deployment) -> Iterator[DeployedApi]:
+    client = DeployedApi(deployed)
+    client.login()
+    yield client
+    client.close()
+
+
+def test_health_and_readiness_of_every_process(deployed: Deployment) -> None:
+    for proc in deployed.procs:
+        assert httpx.get(f"{proc.url}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{proc.url}/readyz").status_code == 200
+
+
+def test_a_new_token_ends_the_previous_one_on_every_replica(api: DeployedApi) -> None:
+    old = api.token
+    for _ in range(2):  # both replicas accept it
+        body = api.post(_wire.PATH_LIPSYNC_LIST, {"page": 1, "page_size": 10})
+        assert body["code"] == 0, body
+    api.login()
+    assert api.token != old
+    for _ in range(2):
+        stale = api.http.post(
+            _wire.PATH_LIPSYNC_LIST, json={"page": 1}, headers={"access_token": old}
+        )
+        assert envelope(stale)["code"] == Code.TOKEN_INVALID
+        fresh = api.post(_wire.PATH_LIPSYNC_LIST, {"page": 1, "page_size": 10})
+        assert fresh["code"] == 0
+    assert len(api.replicas_used) == 2
+
+
+def test_uploads_go_straight_to_the_object_store(
+    api: DeployedApi, deployed: Deployment, tiny_video: Path
+) -> None:
+    info = api.upload_url("lip_sync_video", "clip.mp4")
+    assert info["sign_url"].startswith(deployed.s3.endpoint)  # not through an API replica
+    assert "X-Amz-Signature" in info["sign_url"]
+    data = tiny_video.read_bytes()
+    wrong = httpx.put(info["sign_url"], content=data, headers={"Content-Type": "audio/wav"})
+    assert wrong.status_code == 403
+    put = httpx.put(info["sign_url"], content=data, headers={"Content-Type": info["mime_type"]})
+    assert put.status_code == 200
+    ready = api.wait_file(info["file_id"])
+    assert ready["status"] == 1 and ready["bytes"] == len(data)
+    # full_path serves the bytes (a redirect to a presigned GET; Range works).
+    part = httpx.get(info["full_path"], headers={"Range": "bytes=0-9"}, follow_redirects=True)
+    assert part.status_code == 206 and part.content == data[:10]
+
+
+def test_task_life_with_result_download_and_one_callback(
+    api: DeployedApi, tiny_video: Path, tiny_audio: Path
+) -> None:
+    receiver = Receiver(fail_first=1)  # the first delivery fails: a worker retries it
+    video = api.ready_file("lip_sync_video", tiny_video)
+    audio = api.ready_file("lip_sync_audio", tiny_audio)
+    task_id = api.create(audio_body(video, audio, callback=receiver.url))
+    done = api.wait_task(task_id, timeout=90)
+    assert done["status"] == 20 and done["progress"] == 100, done
+    video_answer = httpx.get(done["video_url"], headers={"Range": "bytes=0-99"})
+    assert video_answer.status_code == 206 and len(video_answer.content) == 100
+    bodies = receiver.wait(2, timeout=30)
+    assert bodies[1]["data"]["id"] == task_id and bodies[1]["data"]["status"] == 20
+    time.sleep(1.5)
+    assert len(receiver.bodies) == 2  # delivered once after the failure, never again
+
+
+def test_list_paging_across_replicas(api: DeployedApi, tiny_video: Path, tiny_audio: Path) -> None:
+    video = api.ready_file("lip_sync_video", tiny_video)
+    audio = api.ready_file("lip_sync_audio", tiny_audio)
+    created = [api.create(audio_body(video, audio)) for _ in range(5)]
+    pages: list[str] = []
+    for page in (1, 2, 3):
+        body = api.post(_wire.PATH_LIPSYNC_LIST, {"page": page, "page_size": 2})
+        assert body["code"] == 0
+        pages += [t["id"] for t in body["data"]["list"]]
+    assert pages[:5] == created[::-1]  # newest first, no gap, no repeat
+    for task_id in created:
+        assert api.wait_task(task_id, timeout=90)["status"] == 20
+
+
+def test_rate_limits_count_every_replica_together(deployment_factory: type[Deployment]) -> None:
+    # Documented limits (create: 10 per minute per app_id); two replicas, no workers needed.
+    limited = deployment_factory.fresh(api_args=("--rate-limit-scale", "1")).start(2, 0)
+    api = DeployedApi(limited)
+    try:
+        api.login()
+        codes = [api.post(_wire.PATH_LIPSYNC_CREATE, {})["code"] for _ in range(16)]
+        assert codes.count(Code.RATE_LIMITED) == 6, codes
+        assert len(api.replicas_used) == 2
+    finally:
+        api.close()
+        limited.stop_all()
