@@ -3,8 +3,8 @@
 The server counts an app's requests whoever sends them, so several ``make`` commands in a shell
 loop (or several programs) on one account share its windows. Each process keeps its place in a
 state file beside the credentials file (``ratelimit-<hash>.json``, one per base URL and app id,
-0600): every booking, send and answer is a short read-modify-write under an exclusive ``flock``
-on that file, running ``_core._ratelimit``'s arithmetic over everyone's slots. Times are
+0600): every booking, send and answer is a short read-modify-write under an exclusive lock
+(``lockf``) on that file, running ``_core._ratelimit``'s arithmetic over everyone's slots. Times are
 ``CLOCK_MONOTONIC`` (the same for every process of the machine); the file names the boot it was
 written in, and places held by a process that died (never answered) are dropped after two periods.
 
@@ -88,7 +88,9 @@ class FileRateLimiter:
         with self._mutex:
             fd = os.open(self._path, flags, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                # A POSIX record lock, not flock: it belongs to this process, so a child forked
+                # while it is held does not keep holding it through the inherited descriptor.
+                fcntl.lockf(fd, fcntl.LOCK_EX)
                 raw = os.pread(fd, _MAX_BYTES, 0)
                 state = self._load(raw)
                 yield state

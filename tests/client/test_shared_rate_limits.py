@@ -128,3 +128,49 @@ def test_40001_on_uploads_is_retried_until_the_window_rolls(sb: Any, tmp_path: P
             c.files.upload(video, "lip_sync_video")
     finally:
         sb.admin.clear_faults()
+
+
+def test_a_child_forked_while_the_state_file_is_locked_does_not_keep_it(tmp_path: Path) -> None:
+    """The lock is the process's own: a child forked while a parent thread holds it (and that
+    lives on, holding the inherited descriptor) does not block the other processes."""
+    import multiprocessing
+    import threading
+    import time
+
+    limits = RateLimits().limits
+    path = tmp_path / "state.json"
+    parent = FileRateLimiter(limits, path)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with parent._locked():
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=time.sleep, args=(30,))
+    child.start()  # forked while the lock is held
+    release.set()
+    holder.join()
+    try:
+        other = multiprocessing.get_context("spawn").Process(target=_book_once, args=(path,))
+        started = time.monotonic()
+        other.start()
+        other.join(20)
+        assert other.exitcode == 0, "another process could not lock the state file"
+        assert time.monotonic() - started < 20
+    finally:
+        child.kill()
+        child.join()
+
+
+def _book_once(path: Path) -> None:
+    import time
+
+    limiter = FileRateLimiter(RateLimits().limits, path)
+    slot = limiter.book("file_management", time.monotonic())
+    assert slot is not None
+    limiter.settle(slot, time.monotonic())
