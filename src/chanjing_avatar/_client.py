@@ -17,7 +17,7 @@ from ._core import FileBody, Flow, Reply, Send, Sleep, WithStoreLock, _calls, _f
 from ._core._pages import PageCursor
 from ._core._ratelimit import Slot
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
-from ._photo import photo_source
+from ._photo import photo_source, photo_upload
 from ._request import CreateFields, LipSyncRequest, MakeFields, from_create_fields, from_make_fields
 
 T = TypeVar("T")
@@ -206,11 +206,15 @@ class Files(_Group):
         wait: bool = True,
         timeout: float = 600,
     ) -> FileDetail:
-        """Stream a local file (or seekable binary file object) and wait until it is ready."""
-        return self._run(_files.upload(
-            self._client._ctx, file, service, name=name, on_progress=on_progress,
-            wait=wait, timeout=timeout,
-        ))
+        """Stream a local file (or seekable binary file object) and wait until it is ready.
+
+        A photo (jpg, png, webp) for ``lip_sync_video`` is uploaded as a 10 s still video of it
+        (tasks loop it for as long as their speech lasts)."""
+        with photo_upload(file, service) as file:
+            return self._run(_files.upload(
+                self._client._ctx, file, service, name=name, on_progress=on_progress,
+                wait=wait, timeout=timeout,
+            ))
 
     def get(self, file_id: str) -> FileDetail:
         """The file's current detail (status 1 or 2: ready; 98: failed the content check)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import shutil
 import tempfile
 import unicodedata
@@ -206,3 +207,73 @@ async def async_photo_source(request: LipSyncRequest) -> AsyncIterator[LipSyncRe
     finally:
         if video is not None:
             video.close()
+
+
+# A photo uploaded on its own (``files.upload``) becomes a still video of this length; a task
+# loops it (backway) for as long as its speech lasts, and a still loops without a seam.
+UPLOAD_SECONDS = 10.0
+
+
+def _is_photo_upload(file: object, service: str) -> bool:
+    from ._wire import PHOTO_EXTENSIONS, SERVICE_LIP_SYNC_VIDEO, file_extension
+
+    return (service == SERVICE_LIP_SYNC_VIDEO and isinstance(file, (str, os.PathLike))
+            and file_extension(os.fspath(file)) in PHOTO_EXTENSIONS)
+
+
+class _UploadStill:
+    """A still video of a photo for ``files.upload``, in a private temporary folder."""
+
+    def __init__(self, photo: Path) -> None:
+        _av()
+        if not photo.is_file():
+            raise _bad(photo, "does not exist (or is not a file)")
+        self.photo = photo
+        self._dir = Path(tempfile.mkdtemp(prefix="chanjing-photo-"))  # 0700
+
+    def make(self) -> Path:
+        out = self._dir / f"{self.photo.stem or 'photo'}.mp4"
+        write_still_video(self.photo, out, UPLOAD_SECONDS)
+        return out
+
+    def close(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def photo_upload(file: Any, service: str) -> Iterator[Any]:
+    """``file`` as uploaded: a photo for ``lip_sync_video`` becomes a still video (deleted at
+    the end); anything else as it is."""
+    if not _is_photo_upload(file, service):
+        yield file
+        return
+    still = _UploadStill(Path(file))
+    try:
+        yield still.make()
+    finally:
+        still.close()
+
+
+@contextlib.asynccontextmanager
+async def async_photo_upload(file: Any, service: str) -> AsyncIterator[Any]:
+    """:func:`photo_upload` for the async client: the encoding runs in a worker thread."""
+    import anyio.to_thread
+
+    if not _is_photo_upload(file, service):
+        yield file
+        return
+    still = _UploadStill(Path(file))
+    try:
+        yield await anyio.to_thread.run_sync(still.make)
+    finally:
+        still.close()
+
+
+def photo_size(path: Path) -> tuple[int, int] | None:
+    """The screen size a photo's still video has (even, capped), or None when it cannot be read
+    here (no PyAV, or not a photo)."""
+    try:
+        frame = _displayed(path)
+    except (ConfigurationError, InvalidRequestError):
+        return None
+    return frame.width, frame.height

@@ -196,8 +196,14 @@ def _source_size(path: Path, width: int | None, height: int | None) -> dict[str,
     if width is not None and height is not None:
         return {}
     from ._core._probe import video_size
+    from ._wire import PHOTO_EXTENSIONS, file_extension
 
-    size = video_size(path)
+    if file_extension(path.name) in PHOTO_EXTENSIONS:
+        from ._photo import photo_size  # the size its still video will have
+
+        size = photo_size(path)
+    else:
+        size = video_size(path)
     if size is None:
         log.info("could not read the size of %s; using the default screen size", path)
         return {}
