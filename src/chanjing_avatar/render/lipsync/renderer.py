@@ -7,22 +7,19 @@ the speech itself is small and held whole (about 190 kB per second).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
 
 from .. import media
-from ..base import AudioSpeech, ProgressFn, RenderError, RenderJob, RenderResult, VoiceInfo
-from ..passthrough import PassthroughRenderer, Progress
-from ..speech import Catalogue, SpeechError, default_catalogue
-from ..speech.base import PhonemeTiming
+from ..base import ProgressFn, RenderError, RenderJob, RenderResult, VoiceInfo
+from ..pipeline import Encoding, Phase, Run, audition, encode, open_source, prepare_speech
+from ..speech import Catalogue, default_catalogue
 from ..speech.voices import add_neural_voices
 from .face import FaceTracker, LandmarkSmoother, Points, apply_affine, inner_gap
 from .idle import IdleMotion, apply_head, close_eyes
@@ -116,38 +113,16 @@ class LipsyncRenderer:
             catalogue = default_catalogue()
             add_neural_voices(catalogue)
         self.catalogue = catalogue
-        self._crf = crf
-        self._preset = preset
+        self._encoding = Encoding(crf, preset)
         env_model = os.environ.get("CHANJING_LIPSYNC_MODEL1_ONNX")
         self._neural_model = neural_model or (Path(env_model) if env_model else None)
         self._neural_sha256 = neural_sha256 or os.environ.get("CHANJING_LIPSYNC_MODEL1_SHA256")
-        self._helper = PassthroughRenderer(self.catalogue, crf=crf, preset=preset)
 
     def voices(self) -> Sequence[VoiceInfo]:
         return self.catalogue.voices()
 
     def audition(self, voice_id: str, out_path: Path) -> None:
-        self._helper.audition(voice_id, out_path)
-
-    # ------------------------------------------------------------------------------------------
-
-    def _speech(self, job: RenderJob) -> tuple[Path, tuple[PhonemeTiming, ...]]:
-        if isinstance(job.speech, AudioSpeech):
-            try:
-                media.probe(job.speech.audio_path, "audio")
-            except media.MediaError as e:
-                raise RenderError(f"the audio cannot be used: {e.reason}") from None
-            return job.speech.audio_path, ()
-        sp = job.speech
-        job.work_dir.mkdir(parents=True, exist_ok=True)
-        out = job.work_dir / f"{job.task_id or 'speech'}-tts.wav"
-        try:
-            syn = self.catalogue.synthesize(
-                sp.text, sp.voice_id, out, speed=sp.speed, pitch=sp.pitch
-            )
-        except SpeechError as e:
-            raise RenderError(f"text-to-speech failed: {e}") from None
-        return out, syn.phonemes
+        audition(self.catalogue, voice_id, out_path)
 
     def render(self, job: RenderJob, progress: ProgressFn) -> RenderResult:
         # BLAS threads spin against the encoder's and the tracker's: small solves got 100x slower.
@@ -157,9 +132,7 @@ class LipsyncRenderer:
             return self._render(job, progress)
 
     def _render(self, job: RenderJob, progress: ProgressFn) -> RenderResult:
-        report = Progress(progress)
-        report(1)
-        self._check_cancel(job)
+        run = Run(job, progress)
         message = "success"
         neural: NeuralLipSync | None = None
         if job.model == 1:
@@ -169,38 +142,25 @@ class LipsyncRenderer:
                 from .neural import NeuralLipSync
 
                 neural = NeuralLipSync(self._neural_model, self._neural_sha256)
-        audio_path, phonemes = self._speech(job)
-        report(8)
-        try:
-            audio = media.load_audio(audio_path, media.AUDIO_RATE, job.volume / 100.0)
-        except media.MediaError as e:
-            raise RenderError(f"the audio cannot be used: {e.reason}") from None
-        if audio.size == 0:
-            raise RenderError("the speech is empty (no audio samples)")
+        speech = prepare_speech(job, self.catalogue)
+        run.reached(Phase.SPEECH)
+        audio = speech.load()
         if neural is not None:
             neural.start(audio, media.AUDIO_RATE)
-        width, height = media.even(job.width), media.even(job.height)
-        try:
-            source = media.FrameSource(job.video_path, width, height)
-        except media.MediaError as e:
-            raise RenderError(f"the video cannot be used: {e.reason}") from None
-        fps = source.fps
-        n_frames = max(1, math.ceil(audio.size * fps / media.AUDIO_RATE - 1e-9))
+        plan = open_source(job, audio.size)
         # Loudness at the speech's own level: volume must not change the mouth.
-        gain = job.volume / 100.0
-        level = audio if gain == 1.0 else audio / max(gain, 1e-3)
-        track = build_track(level, media.AUDIO_RATE, float(fps), n_frames, phonemes)
+        level = audio if speech.gain == 1.0 else audio / max(speech.gain, 1e-3)
+        fps = float(plan.fps)
+        track = build_track(level, media.AUDIO_RATE, fps, plan.n_frames, speech.phonemes)
         del level
-        start = source.start_frame(job.drive_mode, job.seed)
-        report(10)
-        try:
-            if source.info.is_image:
-                frames = self._still_frames(source, track, float(fps), job, neural)
-            else:
-                frames = self._video_frames(source, track, n_frames, start, job, neural)
-            return self._encode(job, frames, n_frames, fps, width, height, audio, report, message)
-        except media.MediaError as e:
-            raise RenderError(f"the video cannot be used: {e.reason}") from None
+        run.reached(Phase.FRAMES)
+        if plan.source.info.is_image:
+            frames = self._still_frames(plan.source, track, fps, job, neural)
+        else:
+            frames = self._video_frames(plan.source, track, plan.n_frames, plan.start, job, neural)
+        # The frames are made one stage ahead of the encoder.
+        return encode(job, run, plan, _prefetch(frames, 4), iter((audio,)), self._encoding,
+                      message)
 
     def _still_frames(
         self,
@@ -311,49 +271,3 @@ class LipsyncRenderer:
             library=library,
         )
         return frame
-
-    def _encode(
-        self,
-        job: RenderJob,
-        frames: Iterator[media.Frame],
-        n_frames: int,
-        fps: Fraction,
-        width: int,
-        height: int,
-        audio: media.Samples,
-        report: Progress,
-        message: str,
-    ) -> RenderResult:
-        job.output_video.parent.mkdir(parents=True, exist_ok=True)
-        preview: media.Frame | None = None
-        preview_at = n_frames // 2
-        try:
-            with media.Mp4Writer(
-                job.output_video, width, height, fps, crf=self._crf, preset=self._preset
-            ) as writer:
-                for i, frame in enumerate(_prefetch(frames, 4)):
-                    if i % 10 == 0:
-                        self._check_cancel(job)
-                    writer.write_frame(frame)
-                    if i == preview_at:
-                        preview = frame.copy()
-                    due = min(writer.audio_due(), audio.size)
-                    if due > writer.samples_written:
-                        writer.write_audio(audio[writer.samples_written : due])
-                    report(10 + 88 * (i + 1) / n_frames)
-                if writer.samples_written < audio.size:
-                    writer.write_audio(audio[writer.samples_written : writer.audio_due()])
-                written = writer.frames_written
-        except BaseException:
-            job.output_video.unlink(missing_ok=True)
-            raise
-        if preview is None:
-            raise RenderError("the video produced no frames")
-        media.write_jpeg(job.output_preview, preview)
-        report(100)
-        return RenderResult(duration_ms=round(written / fps * 1000), message=message)
-
-    @staticmethod
-    def _check_cancel(job: RenderJob) -> None:
-        if job.cancel():
-            raise RenderError("the task was cancelled")
