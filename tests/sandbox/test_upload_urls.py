@@ -45,3 +45,17 @@ def test_a_reupload_does_not_change_a_created_task(
     assert done["status"] == 20
     # ...but the task renders what it was created with.
     assert httpx.get(done["video_url"]).content == original
+
+
+def test_non_ascii_signatures_and_dates_get_403_not_500(api: Api) -> None:
+    info = api.upload_url("lip_sync_video", "a.mp4")
+    base = info["sign_url"].split("?")[0]
+    for query in ({"Expires": "4102444800", "Signature": "\x80é"},  # compare_digest refuses str
+                  {"Expires": "²³", "Signature": "abc"}):  # isdigit, yet not int()
+        put = httpx.put(base, params=query, content=b"x", headers={"Content-Type": "video/mp4"})
+        assert put.status_code == 403, (query, put.status_code, put.text)
+
+
+def test_a_non_ascii_secret_key_is_refused_not_a_500(api: Api) -> None:
+    r = api.http.post(_wire.PATH_ACCESS_TOKEN, json={"app_id": api.app_id, "secret_key": "\x80é"})
+    assert r.status_code == 200 and r.json()["code"] == _wire.Code.AUTH_FAILED, r.text

@@ -71,7 +71,9 @@ class SandboxCore:
             if not isinstance(value, str) or not value:
                 raise param_error(f"{name}: required, a non-empty string")
         known = self.store.app_secret(app_id)
-        if known is None or not hmac.compare_digest(known, secret_key):
+        if known is None or not hmac.compare_digest(
+            known.encode(), secret_key.encode("utf-8", "replace")
+        ):
             raise ApiError(Code.AUTH_FAILED, "app_id or secret_key is wrong")
         token = new_token()
         expire_at = self.clock.now() + self.config.token_ttl_s

@@ -40,10 +40,11 @@ class UploadSigner:
                 "AccessDenied",
                 "Query-string authentication requires the Signature and Expires parameters",
             )
-        if not expires_text.isdigit():
+        if not (expires_text.isascii() and expires_text.isdigit()):
             return Rejection("AccessDenied", "Invalid date (should be seconds since epoch)")
         expected = self._signature(file_id, content_type, int(expires_text))
-        if not hmac.compare_digest(expected, signature):
+        # As bytes: compare_digest refuses str with non-ASCII characters (a 500, not a 403).
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
             return Rejection(
                 "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided. "
