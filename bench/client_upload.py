@@ -1,6 +1,6 @@
 """Upload a large file to the sandbox: the client (sync, async) and ``curl -T``, side by side.
 
-    .venv/bin/python bench/client_upload.py [--size-mib 1024] [--rounds 2]
+    .venv/bin/python bench/client_upload.py [--size-mib 1024] [--rounds 2] [--file PATH]
 
 Each upload runs in its own process against one embedded sandbox, so the client and curl compete
 for the same server on equal terms. Reported: throughput (MiB/s) and peak RSS; for the client also
@@ -10,6 +10,9 @@ Goals (issue 3): growth under 64 MiB; throughput at least 0.9x curl's.
 The sandbox (a Python server sharing this machine's cores) is usually the bottleneck, so a second
 table sends the same bytes to a bare discard server (recv_into in a loop): there the client's
 streaming path (``_client._file_chunks`` through httpx) and curl are limited by themselves only.
+
+The test file is written in a private temporary folder and deleted at the end, also when the run
+is interrupted (Ctrl-C or SIGTERM); one given with ``--file`` is kept (and reused next time).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -164,15 +168,20 @@ def run_curl(sb: Any, cred: str, path: Path) -> dict[str, float]:
          "-H", f"Content-Type: {address.mime_type}", address.sign_url],
     )
     peak = 0.0
-    while proc.poll() is None:  # VmHWM while it runs (ru_maxrss would include our own RSS)
-        try:
-            with open(f"/proc/{proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]) / 1024)
-        except OSError:
-            pass
-        time.sleep(0.005)
+    try:
+        while proc.poll() is None:  # VmHWM while it runs (ru_maxrss would include our own RSS)
+            try:
+                with open(f"/proc/{proc.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peak = max(peak, int(line.split()[1]) / 1024)
+            except OSError:
+                pass
+            time.sleep(0.005)
+    finally:  # interrupted: curl must not keep the (deleted) file open
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"curl failed with {proc.returncode}")
@@ -192,44 +201,59 @@ class _Renderer:
         raise NotImplementedError
 
 
+def _interrupted(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--file", type=Path, default=Path(tempfile.gettempdir()) /
-                        "chanjing-bench-upload.mp4")
+    parser.add_argument("--file", type=Path, default=None,
+                        help="the file to upload, made if missing and kept (default: a "
+                             "temporary file, deleted at the end)")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).with_name("results") / "client_upload.json")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the temporary folder (and its 1 GiB file) goes too.
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        with tempfile.TemporaryDirectory(prefix="chanjing-bench-upload-") as tmp:
+            run(args, args.file or Path(tmp) / "upload.mp4", Path(tmp))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def run(args: argparse.Namespace, path: Path, tmp: Path) -> None:
     load_start = os.getloadavg()[0]
     from chanjing_avatar.sandbox import Sandbox, SandboxConfig
 
     size = args.size_mib * 1024 * 1024
-    make_file(args.file, size)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = SandboxConfig(data_dir=Path(tmp) / "sb", rate_limits_enabled=False,
-                            renderer=_Renderer(), max_upload_bytes=size * 2)
-        cred = str(Path(tmp) / "cred")
-        rows: dict[str, list[dict[str, float]]] = {"client (sync)": [], "client (async)": [],
-                                                   "curl -T": []}
-        with Sandbox(cfg) as sb:
-            runners = {
-                "curl -T": lambda: run_curl(sb, cred, args.file),
-                "client (sync)": lambda: run_client(sb, cred, args.file, "sync"),
-                "client (async)": lambda: run_client(sb, cred, args.file, "async"),
-            }
-            names = list(runners)
-            uploads = cfg.data_dir / "blobs" / "uploads"
-            for i in range(args.rounds):
-                # Rotate the order, and start every upload from the same state: delete the blob
-                # just stored (its page cache and pending writeback go with it). Kept blobs pile
-                # up (9 GiB in 3 rounds) and slow each later upload, whoever sends it, so the
-                # first sender of the run (curl in round 1) would otherwise be favoured.
-                for name in names[i % 3:] + names[: i % 3]:
-                    rows[name].append(runners[name]())
-                    for blob in uploads.glob("*"):
-                        blob.unlink()
-    sink = sink_rounds(args.file, args.rounds)
+    make_file(path, size)
+    cfg = SandboxConfig(data_dir=tmp / "sb", rate_limits_enabled=False,
+                        renderer=_Renderer(), max_upload_bytes=size * 2)
+    cred = str(tmp / "cred")
+    rows: dict[str, list[dict[str, float]]] = {"client (sync)": [], "client (async)": [],
+                                               "curl -T": []}
+    with Sandbox(cfg) as sb:
+        runners = {
+            "curl -T": lambda: run_curl(sb, cred, path),
+            "client (sync)": lambda: run_client(sb, cred, path, "sync"),
+            "client (async)": lambda: run_client(sb, cred, path, "async"),
+        }
+        names = list(runners)
+        uploads = cfg.data_dir / "blobs" / "uploads"
+        for i in range(args.rounds):
+            # Rotate the order, and start every upload from the same state: delete the blob
+            # just stored (its page cache and pending writeback go with it). Kept blobs pile
+            # up (9 GiB in 3 rounds) and slow each later upload, whoever sends it, so the
+            # first sender of the run (curl in round 1) would otherwise be favoured.
+            for name in names[i % 3:] + names[: i % 3]:
+                rows[name].append(runners[name]())
+                for blob in uploads.glob("*"):
+                    blob.unlink()
+    sink = sink_rounds(path, args.rounds)
     print(f"upload of {args.size_mib} MiB to the sandbox, best of {args.rounds} rounds")
     print(f"{'':16} {'MiB/s':>8} {'peak RSS MiB':>13} {'RSS growth MiB':>15}")
     best = {name: max(runs, key=lambda r: -r["seconds"]) for name, runs in rows.items()}

@@ -1,6 +1,7 @@
 """Lip-sync renderer benchmark: speed as a multiple of real time, and peak memory vs length.
 
     .venv/bin/python bench/render_lipsync.py [--seconds 10] [--long 60] [--skip-memory]
+        [--reference OTHER_CHECKOUT]
 
 - speed: a 1280x720 source video and a 512x512 still, each rendered with SECONDS of uploaded
   speech (no TTS in the timing, libraries imported first as in a running server); × real time =
@@ -99,10 +100,16 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(res))
 
 
-def run_child(src: Path, speech: Path, size: tuple[int, int], d: Path) -> dict[str, Any]:
+def run_child(
+    src: Path, speech: Path, size: tuple[int, int], d: Path, code: str | None = None
+) -> dict[str, Any]:
+    """Render in a fresh process; ``code``: another checkout whose ``src`` is imported instead."""
     cmd = [sys.executable, __file__, "--child", "--src", str(src), "--speech", str(speech),
            "--width", str(size[0]), "--height", str(size[1]), "--dir", str(d)]  # fmt: skip
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ)
+    if code:
+        env["PYTHONPATH"] = str(Path(code).resolve() / "src")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
@@ -135,6 +142,8 @@ def main() -> None:
     ap.add_argument("--long", type=float, default=60.0)
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--only", choices=["speed", "tts", "memory"])
+    ap.add_argument("--reference", help="another checkout (e.g. a git worktree of main): "
+                    "render the same speed cases with it too and report CPU-time ratios")
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--src")
     ap.add_argument("--speech")
@@ -162,6 +171,14 @@ def main() -> None:
         if args.only in (None, "speed"):
             results["still_512"] = run_child(still, speech, (512, 512), d)
             print("512x512 still:", results["still_512"], flush=True)
+        if args.reference and args.only in (None, "speed"):
+            for key, src, size in (("video_720p", video, (1280, 720)),
+                                   ("still_512", still, (512, 512))):
+                ref = run_child(src, speech, size, d, args.reference)
+                results[f"{key}_reference"] = ref
+                results[f"{key}_cpu_ratio"] = round(results[key]["cpu_s"] / ref["cpu_s"], 3)
+                print(f"{key} reference:", ref, "CPU ratio (this / reference):",
+                      results[f"{key}_cpu_ratio"], flush=True)
         if args.only in (None, "tts"):
             results["tts"] = tts_speed(d)
             print("tts:", results["tts"], flush=True)

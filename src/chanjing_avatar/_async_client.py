@@ -22,6 +22,7 @@ from ._core._pages import PageCursor
 from ._core._ratelimit import Slot
 from ._credentials import LockPair
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
+from ._photo import async_photo_source, async_photo_upload
 from ._request import CreateFields, LipSyncRequest, MakeFields, from_create_fields, from_make_fields
 
 T = TypeVar("T")
@@ -190,7 +191,7 @@ class AsyncClient(BaseClient):
         content = _file_chunks(send.body) if send.body is not None else None
         http = self._http
         request = http.build_request(
-            send.method, send.url, params=send.params, headers=dict(send.headers),
+            send.method, send.url, params=send.params, headers=self._headers(send),
             json=send.json, content=content, timeout=self._timeouts[send.timeout],
         )
         sent_at, started = self._sending(send, slot), time.monotonic()
@@ -249,11 +250,15 @@ class AsyncFiles(_AsyncGroup):
         wait: bool = True,
         timeout: float = 600,
     ) -> FileDetail:
-        """Stream a local file (or seekable binary file object) and wait until it is ready."""
-        return await self._run(_files.upload(
-            self._client._ctx, file, service, name=name, on_progress=on_progress,
-            wait=wait, timeout=timeout,
-        ))
+        """Stream a local file (or seekable binary file object) and wait until it is ready.
+
+        A photo (jpg, png, webp) for ``lip_sync_video`` is uploaded as a 10 s still video of it
+        (tasks loop it for as long as their speech lasts)."""
+        async with async_photo_upload(file, service) as file:
+            return await self._run(_files.upload(
+                self._client._ctx, file, service, name=name, on_progress=on_progress,
+                wait=wait, timeout=timeout,
+            ))
 
     async def get(self, file_id: str) -> FileDetail:
         """The file's current detail (status 1 or 2: ready; 98: failed the content check)."""
@@ -286,8 +291,9 @@ class AsyncLipSync(_AsyncGroup):
         exception propagates. ``on_event`` hears the uploads and the create (as in :meth:`make`).
         """
         request = from_create_fields(request, fields)
-        _, task_id = await self._run(_tasks.submit(self._client._ctx, request, on_sent=on_sent,
-                                                on_event=on_event))
+        async with async_photo_source(request) as request:
+            _, task_id = await self._run(_tasks.submit(self._client._ctx, request,
+                                                       on_sent=on_sent, on_event=on_event))
         return task_id
 
     async def get(self, task_id: str) -> Task:
@@ -383,10 +389,12 @@ class AsyncLipSync(_AsyncGroup):
         """
         request = from_make_fields(request, fields)
         ctx = self._client._ctx
-        started = await self._run(_tasks.make_start(
-            ctx, request, output=output, on_event=on_event, on_sent=on_sent,
-            overwrite=overwrite, timeout=timeout,
-        ))
+        _tasks.check_output(output, overwrite)  # before a photo is encoded
+        async with async_photo_source(request) as request:
+            started = await self._run(_tasks.make_start(
+                ctx, request, output=output, on_event=on_event, on_sent=on_sent,
+                overwrite=overwrite, timeout=timeout,
+            ))
         wait = self.wait if waiter is None else waiter
         task = await wait(started.task_id, timeout=timeout, on_progress=started.on_wait)
         return await self._run(_tasks.make_finish(ctx, started, task, overwrite=overwrite))

@@ -24,11 +24,14 @@ from ._config import (
     resolve_settings,
 )
 from ._core import Context, RateLimiter, Reply, RetryPolicy, Send, Sink
+from ._core._calls import current_token
 from ._core._download import open_sink
 from ._core._ratelimit import CHECKS, Slot
 from ._core._redact import redact_url
 from ._credentials import CredentialsStore, read_credentials_file
 from ._exceptions import ChanjingError
+from ._ratelimit_file import FileRateLimiter, state_path
+from ._wire import TOKEN_HEADER
 
 log = logging.getLogger("chanjing_avatar")
 
@@ -92,7 +95,14 @@ class BaseClient:
         )
         limits = RateLimits() if rate_limits is None else rate_limits
         self._limits = limits
-        self._limiter = RateLimiter(limits.limits) if limits else None
+        # Shared with this app's other processes through a file beside the credentials file,
+        # made at the first limited request (the folder exists once a token was stored); a
+        # replaced clock is this client's own, so its limiter is too.
+        self._share_limits = clock is None
+        self._limiter_path = state_path(settings.credentials_dir, settings.base_url,
+                                        settings.app_id)
+        self._limiter_lock = threading.Lock()
+        self._limiter: RateLimiter | FileRateLimiter | None = None
         self._pid = os.getpid()
         api_timeout = _timeout(timeout, DEFAULT_TIMEOUT)
         self._timeouts = {
@@ -117,7 +127,8 @@ class BaseClient:
         slots (booked by threads that do not exist here) and its random state (every child
         would back off in step) stay with the parent. The token is shared through the file and
         kept; the credential locks are made anew per process by ``_credentials``."""
-        self._limiter = RateLimiter(self._limits.limits) if self._limits else None
+        self._limiter = None
+        self._limiter_lock = threading.Lock()
         self._ctx.rng = random.Random()
 
     def __repr__(self) -> str:
@@ -142,10 +153,21 @@ class BaseClient:
 
     # -- rate-limit slots and the send moment (the drivers call these around each request) ----
 
+    def _rate_limiter(self) -> RateLimiter | FileRateLimiter | None:
+        if self._limiter is None and self._limits:
+            with self._limiter_lock:
+                if self._limiter is None:
+                    self._limiter = (
+                        FileRateLimiter.create(self._limits.limits, self._limiter_path)
+                        if self._share_limits else RateLimiter(self._limits.limits)
+                    )
+        return self._limiter
+
     def _book(self, send: Send) -> Slot | None:
-        if send.bucket is None or self._limiter is None:
+        limiter = self._rate_limiter()
+        if send.bucket is None or limiter is None:
             return None
-        return self._limiter.book(send.bucket, self._clock())
+        return limiter.book(send.bucket, self._clock())
 
     def _slot_delays(self, slot: Slot | None) -> Iterator[float]:
         """How long to sleep before sending; checked again after each sleep (bounded)."""
@@ -156,6 +178,16 @@ class BaseClient:
             if delay <= 0:
                 return
             yield delay
+
+    def _headers(self, send: Send) -> dict[str, str]:
+        """The headers to send now. A token chosen before a rate-limit wait may have been
+        replaced meanwhile (by another process): the current one goes instead."""
+        headers = dict(send.headers)
+        if TOKEN_HEADER in headers:
+            current = current_token(self._ctx)
+            if current:
+                headers[TOKEN_HEADER] = current
+        return headers
 
     def _sending(self, send: Send, slot: Slot | None) -> float:
         """The bytes are about to leave: note it in the limiter, tell ``on_sent``; wall time."""

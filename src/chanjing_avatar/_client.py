@@ -17,6 +17,7 @@ from ._core import FileBody, Flow, Reply, Send, Sleep, WithStoreLock, _calls, _f
 from ._core._pages import PageCursor
 from ._core._ratelimit import Slot
 from ._models import Download, FileDetail, MakeEvent, MakeResult, Task, TaskPage, UploadUrl, Voice
+from ._photo import photo_source, photo_upload
 from ._request import CreateFields, LipSyncRequest, MakeFields, from_create_fields, from_make_fields
 
 T = TypeVar("T")
@@ -144,7 +145,7 @@ class Client(BaseClient):
             self._settle(slot)
 
     def _exchange(self, send: Send, slot: Slot | None) -> Reply:
-        headers = dict(send.headers)
+        headers = self._headers(send)
         content = _file_chunks(send.body) if send.body is not None else None
         request = self._http.build_request(
             send.method, send.url, params=send.params, headers=headers, json=send.json,
@@ -205,11 +206,15 @@ class Files(_Group):
         wait: bool = True,
         timeout: float = 600,
     ) -> FileDetail:
-        """Stream a local file (or seekable binary file object) and wait until it is ready."""
-        return self._run(_files.upload(
-            self._client._ctx, file, service, name=name, on_progress=on_progress,
-            wait=wait, timeout=timeout,
-        ))
+        """Stream a local file (or seekable binary file object) and wait until it is ready.
+
+        A photo (jpg, png, webp) for ``lip_sync_video`` is uploaded as a 10 s still video of it
+        (tasks loop it for as long as their speech lasts)."""
+        with photo_upload(file, service) as file:
+            return self._run(_files.upload(
+                self._client._ctx, file, service, name=name, on_progress=on_progress,
+                wait=wait, timeout=timeout,
+            ))
 
     def get(self, file_id: str) -> FileDetail:
         """The file's current detail (status 1 or 2: ready; 98: failed the content check)."""
@@ -242,8 +247,9 @@ class LipSync(_Group):
         exception propagates. ``on_event`` hears the uploads and the create (as in :meth:`make`).
         """
         request = from_create_fields(request, fields)
-        _, task_id = self._run(_tasks.submit(self._client._ctx, request, on_sent=on_sent,
-                                                on_event=on_event))
+        with photo_source(request) as request:
+            _, task_id = self._run(_tasks.submit(self._client._ctx, request, on_sent=on_sent,
+                                                    on_event=on_event))
         return task_id
 
     def get(self, task_id: str) -> Task:
@@ -338,10 +344,12 @@ class LipSync(_Group):
         """
         request = from_make_fields(request, fields)
         ctx = self._client._ctx
-        started = self._run(_tasks.make_start(
-            ctx, request, output=output, on_event=on_event, on_sent=on_sent,
-            overwrite=overwrite, timeout=timeout,
-        ))
+        _tasks.check_output(output, overwrite)  # before a photo is encoded
+        with photo_source(request) as request:
+            started = self._run(_tasks.make_start(
+                ctx, request, output=output, on_event=on_event, on_sent=on_sent,
+                overwrite=overwrite, timeout=timeout,
+            ))
         wait = self.wait if waiter is None else waiter
         task = wait(started.task_id, timeout=timeout, on_progress=started.on_wait)
         return self._run(_tasks.make_finish(ctx, started, task, overwrite=overwrite))

@@ -179,6 +179,8 @@ class Task(_Model):
 
 
 class PageInfo(_Model):
+    """Where a page sits: its number, its size, and the totals over every page."""
+
     page: int = 1
     size: int = 0
     total_count: int = 0
@@ -190,6 +192,16 @@ class TaskPage(_Model):
 
     items: list[Task] = Field(default_factory=list, alias="list")
     page_info: PageInfo = Field(default_factory=PageInfo)
+
+    @property
+    def total_count(self) -> int:
+        """Tasks over every page (``page_info.total_count``)."""
+        return self.page_info.total_count
+
+    @property
+    def total_page(self) -> int:
+        """Pages at this page size (``page_info.total_page``)."""
+        return self.page_info.total_page
 
     def next_page_info(self) -> PageCursor | None:
         """The page after this one (by its ``page_info``), or None when this is the last."""

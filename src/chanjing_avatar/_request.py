@@ -20,7 +20,8 @@ from ._wire import (
     AUDIO_EXTENSIONS,
     IMAGE_EXTENSIONS,
     PATH_LIPSYNC_CREATE,
-    VIDEO_EXTENSIONS,
+    PHOTO_EXTENSIONS,
+    SOURCE_EXTENSIONS,
     CreateFieldError,
     file_extension,
     validate_create,
@@ -28,7 +29,7 @@ from ._wire import (
 
 log = logging.getLogger("chanjing_avatar")
 
-_FILE_NAME_EXTENSIONS = frozenset(VIDEO_EXTENSIONS + AUDIO_EXTENSIONS + IMAGE_EXTENSIONS)
+_FILE_NAME_EXTENSIONS = frozenset(SOURCE_EXTENSIONS + AUDIO_EXTENSIONS + IMAGE_EXTENSIONS)
 _VOICE = "tts_config.audio_man_id"
 
 
@@ -37,7 +38,9 @@ class LipSyncRequest:
     """One lip-sync task to create, checked by the wire's rules when it is built.
 
     ``video`` and ``audio`` are a file id (``str``) or a local file (an ``os.PathLike`` such as
-    ``Path``), which ``lipsync.create`` and ``lipsync.make`` upload first. The mouth follows
+    ``Path``), which ``lipsync.create`` and ``lipsync.make`` upload first. A local ``video`` may be
+    a photo (``SOURCE_EXTENSIONS``: jpg, png, webp): it is uploaded as a still video of the
+    speech's length (needs the ``photo`` extra). The mouth follows
     ``text`` spoken by ``voice_id`` (with ``speed`` and ``pitch``), or ``audio``.
     ``screen_width`` / ``screen_height`` left at None take a local video's own size, else the
     API's default (1080×1920). ``voice_id`` may be left out and given later with
@@ -81,6 +84,12 @@ class LipSyncRequest:
     @property
     def video_path(self) -> Path | None:
         return self.video if isinstance(self.video, Path) else None
+
+    @property
+    def video_is_photo(self) -> bool:
+        """The video is a local photo (uploaded as a still video made from it)."""
+        return self.video_path is not None and (
+            file_extension(self.video_path.name) in PHOTO_EXTENSIONS)
 
     @property
     def audio_file_id(self) -> str | None:
@@ -187,8 +196,14 @@ def _source_size(path: Path, width: int | None, height: int | None) -> dict[str,
     if width is not None and height is not None:
         return {}
     from ._core._probe import video_size
+    from ._wire import PHOTO_EXTENSIONS, file_extension
 
-    size = video_size(path)
+    if file_extension(path.name) in PHOTO_EXTENSIONS:
+        from ._photo import photo_size  # the size its still video will have
+
+        size = photo_size(path)
+    else:
+        size = video_size(path)
     if size is None:
         log.info("could not read the size of %s; using the default screen size", path)
         return {}

@@ -115,6 +115,10 @@ SERVICE_EXTENSIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "make_video_background": IMAGE_EXTENSIONS + VIDEO_EXTENSIONS,
     "ai_creation": IMAGE_EXTENSIONS + VIDEO_EXTENSIONS + AUDIO_EXTENSIONS,
 }
+# Photos a lip-sync source may be: the API drives videos only, so the client makes a still video
+# of the photo and uploads that. ``SOURCE_EXTENSIONS``: what a local source file may be.
+PHOTO_EXTENSIONS: Final = ("jpg", "jpeg", "png", "webp")
+SOURCE_EXTENSIONS: Final = VIDEO_EXTENSIONS + PHOTO_EXTENSIONS
 MIME_TYPES: Final[Mapping[str, str]] = {
     "mp4": "video/mp4",
     "mov": "video/quicktime",

@@ -26,6 +26,17 @@ def _run(sb: Sandbox, tmp: Path, manifest: Path, opts: BatchOptions) -> None:
     asyncio.run(main())
 
 
+def _sizes(sb: Sandbox, outdir: Path) -> dict[str, tuple[int, int]]:
+    """Each done row's screen size, as its task was created."""
+    sizes = {}
+    with Journal(outdir / "batch-journal.sqlite") as j:
+        for row in j.rows():
+            record = sb.store.get_task(row.task_id or "")
+            assert record is not None and row.state == RowState.DONE, row
+            sizes[row.id] = (record.params["screen_width"], record.params["screen_height"])
+    return sizes
+
+
 def test_rows_render_at_the_source_videos_own_size(tmp_path: Path) -> None:
     make_video(tmp_path / "portrait.mp4", width=512, height=600)
     make_video(tmp_path / "small.mp4", width=64, height=64)
@@ -38,12 +49,7 @@ def test_rows_render_at_the_source_videos_own_size(tmp_path: Path) -> None:
     )
     with Sandbox(sandbox_config(tmp_path / "sb")) as sb:
         _run(sb, tmp_path, manifest, BatchOptions(outdir=tmp_path / "out", poll_interval=0.2))
-        sizes = {}
-        with Journal(tmp_path / "out" / "batch-journal.sqlite") as j:
-            for row in j.rows():
-                record = sb.store.get_task(row.task_id or "")
-                assert record is not None and row.state == RowState.DONE
-                sizes[row.id] = (record.params["screen_width"], record.params["screen_height"])
+        sizes = _sizes(sb, tmp_path / "out")
     assert sizes == {"own": (512, 600), "asked": (720, 1280), "half": (128, 64)}
 
 
@@ -59,3 +65,21 @@ def test_options_take_a_string_outdir_and_run_batch_writes_the_report(tmp_path: 
     report = json.loads(report_path.read_text())
     assert report["counts"] == {"done": 1} and report["complete"]
     assert Path(report["rows"][0]["output"]) == outdir / "a.mp4"
+
+
+def test_a_photo_row_renders_at_the_photos_own_size(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (301, 203), (200, 150, 120)).save(tmp_path / "face.jpg")
+    Image.new("RGBA", (120, 160), (0, 0, 0, 0)).save(tmp_path / "face.png")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "id,video,text,voice\n"
+        f"jpg,face.jpg,hello,{VOICE}\n"
+        f"png,face.png,hello again,{VOICE}\n"
+    )
+    with Sandbox(sandbox_config(tmp_path / "sb")) as sb:
+        _run(sb, tmp_path, manifest, BatchOptions(outdir=tmp_path / "out", poll_interval=0.2))
+        sizes = _sizes(sb, tmp_path / "out")
+    # Done at all means each photo went up as a video: the API refuses a .jpg or .png upload.
+    assert sizes == {"jpg": (300, 202), "png": (120, 160)}

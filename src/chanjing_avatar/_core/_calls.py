@@ -18,9 +18,15 @@ from .._exceptions import (
     RateLimitError,
     TransportError,
 )
-from .._wire import PATH_ACCESS_TOKEN, PATH_RATE_BUCKET, TOKEN_HEADER, Code
+from .._wire import PATH_ACCESS_TOKEN, PATH_RATE_BUCKET, RATE_LIMITS, TOKEN_HEADER, Code
 from ._context import Context
-from ._decisions import backoff, is_retryable, retry_refused_token, token_is_fresh
+from ._decisions import (
+    backoff,
+    is_retryable,
+    may_retry,
+    retry_refused_token,
+    token_is_fresh,
+)
 from ._effects import Flow, Reply, Send, Sleep, WithStoreLock
 from ._envelope import decode
 
@@ -38,6 +44,16 @@ def token(ctx: Context, *, stale: str | None = None) -> Flow[str]:
     shared lock, re-read the file (someone may have refreshed already), refresh only if still
     needed.
     """
+    current = current_token(ctx)
+    if current and current != stale:
+        return current
+    result: str = yield WithStoreLock(_refresh_under_lock(ctx, stale))
+    return result
+
+
+def current_token(ctx: Context) -> str | None:
+    """The fresh token known without a request: the in-memory copy, re-read when the shared file
+    changed (another process refreshed). None when a refresh is needed."""
     cache = ctx.cache
     signature = ctx.store.signature()
     if signature != cache.signature:
@@ -45,10 +61,9 @@ def token(ctx: Context, *, stale: str | None = None) -> Flow[str]:
         cache.signature = signature
         if stored is not None:
             cache.token, cache.expire_in = stored.token, stored.expire_in
-    if cache.token and cache.token != stale and token_is_fresh(cache.expire_in, ctx.wall()):
+    if cache.token and token_is_fresh(cache.expire_in, ctx.wall()):
         return cache.token
-    result: str = yield WithStoreLock(_refresh_under_lock(ctx, stale))
-    return result
+    return None
 
 
 def _refresh_under_lock(ctx: Context, stale: str | None) -> Flow[str]:
@@ -109,11 +124,19 @@ class ApiCall:
     on_sent: Callable[[float], None] | None = None
 
 
+def rate_patience(path: str) -> float:
+    """How long 40001s on ``path`` are retried (with max_retries > 0): until the documented
+    window has surely rolled over, however many other programs of the app fill it."""
+    limit = RATE_LIMITS.get(PATH_RATE_BUCKET.get(path, ""))
+    return 2 * limit.period_s if limit is not None else 0.0
+
+
 def call(ctx: Context, spec: ApiCall) -> Flow[Any]:
     """Send one API call and return the envelope's ``data``, retrying what is safe to retry."""
     access_token = yield from token(ctx)
     refused: list[str] = []
     retries = 0
+    limited_s = 0.0  # slept after 40001s
     while True:
         reply: Reply = yield Send(
             spec.method,
@@ -151,12 +174,15 @@ def call(ctx: Context, spec: ApiCall) -> Flow[Any]:
                     trace_id=e.trace_id,
                     endpoint=spec.path,
                 ) from e
-            if not is_retryable(e) or retries >= ctx.retry.max_retries:
+            if not is_retryable(e) or not may_retry(
+                ctx.retry, retries, rate_limited=rate_limited, limited_s=limited_s,
+                patience_s=rate_patience(spec.path),
+            ):
                 raise
             delay = backoff(ctx.retry, retries, ctx.rng, rate_limited=rate_limited)
             retries += 1
+            limited_s += delay if rate_limited else 0.0
             log.info(
-                "%s failed (%s); retry %d/%d in %.1f s",
-                spec.path, e.msg, retries, ctx.retry.max_retries, delay,
+                "%s failed (%s); retry %d in %.1f s", spec.path, e.msg, retries, delay,
             )
             yield Sleep(delay)

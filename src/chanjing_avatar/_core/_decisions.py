@@ -29,6 +29,17 @@ def backoff(policy: RetryPolicy, attempt: int, rng: random.Random, *, rate_limit
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
+def may_retry(policy: RetryPolicy, retries: int, *, rate_limited: bool, limited_s: float,
+              patience_s: float) -> bool:
+    """Whether a retryable failure gets another try: ``max_retries`` of them, and for a rate
+    limited one (40001) also as long as the backoff slept for those stays under ``patience_s``
+    (the window rolls over however many other programs of the app fill it). Never when retries
+    are off (``max_retries`` 0)."""
+    if retries < policy.max_retries:
+        return True
+    return rate_limited and policy.max_retries > 0 and limited_s < patience_s
+
+
 def is_retryable(error: ChanjingError) -> bool:
     """Whether repeating the same idempotent request may succeed."""
     if isinstance(error, RateLimitError | ServerError):

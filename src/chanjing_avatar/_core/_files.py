@@ -22,12 +22,13 @@ from .._wire import (
     PATH_CREATE_UPLOAD_URL,
     PATH_FILE_DETAIL,
     UPLOAD_URL_TTL_S,
+    Code,
     FileStatus,
     check_upload_name,
 )
-from ._calls import ApiCall, call
+from ._calls import ApiCall, call, rate_patience
 from ._context import Context
-from ._decisions import backoff, poll_delay
+from ._decisions import backoff, may_retry, poll_delay
 from ._download import error_answer
 from ._effects import FileBody, Flow, ProgressFn, Send, Sleep
 from ._envelope import GATEWAY_STATUSES
@@ -145,6 +146,7 @@ def put(
     address = yield from create_upload_url(ctx, service, src.name)
     got_at = ctx.clock()
     retries = 0
+    limited_s = 0.0  # slept after rate limiting
     fresh_after_403 = False
     while True:
         if ctx.clock() - got_at > UPLOAD_URL_TTL_S - URL_REFRESH_BEFORE_S:
@@ -185,9 +187,19 @@ def put(
             else wrong[0] if wrong is not None
             else _put_error(reply.status, reply.content)
         )
-        if not retryable or retries >= ctx.retry.max_retries:
-            raise TransportError(message, http_status=reply.status, endpoint="upload")
-        delay = backoff(ctx.retry, retries, ctx.rng, rate_limited=False)
+        # Rate limited (40001, an object store's 429 or SlowDown): wait for the window to roll.
+        rate_limited = (
+            reply.status == 429
+            or (wrong is not None and wrong[2] == Code.RATE_LIMITED)
+            or (reply.status == 503 and b"<Code>SlowDown</Code>" in reply.content[:2000])
+        )
+        if not retryable or not may_retry(ctx.retry, retries, rate_limited=rate_limited,
+                                          limited_s=limited_s,
+                                          patience_s=rate_patience(PATH_CREATE_UPLOAD_URL)):
+            raise TransportError(message, http_status=reply.status, endpoint="upload",
+                                 code=None if wrong is None else wrong[2])
+        delay = backoff(ctx.retry, retries, ctx.rng, rate_limited=rate_limited)
+        limited_s += delay if rate_limited else 0.0
         retries += 1
         log.info("%s; retry %d/%d in %.1f s", message, retries, ctx.retry.max_retries, delay)
         yield Sleep(delay)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from .._wire import RateLimit
 
@@ -44,24 +44,35 @@ BOOKED, SENT, DONE = 0, 1, 2
 class Slot:
     """One request's place in a window (see the module docstring)."""
 
-    __slots__ = ("at", "state", "window")
+    __slots__ = ("at", "bucket", "key", "state", "window")
 
-    def __init__(self, window: SlidingWindow, at: float) -> None:
+    def __init__(self, window: SlidingWindow, at: float, *, bucket: str = "", key: str = "",
+                 state: int = BOOKED) -> None:
         self.window = window
         self.at = at
-        self.state = BOOKED
+        self.state = state
+        self.bucket = bucket  # for a limiter shared between processes (``_ratelimit_file``)
+        self.key = key
 
     def __repr__(self) -> str:
         return f"Slot(at={self.at:.3f}, state={('booked', 'sent', 'done')[self.state]})"
 
 
 class SlidingWindow:
-    def __init__(self, limit: RateLimit) -> None:
+    def __init__(self, limit: RateLimit, *, latencies: deque[float] | None = None) -> None:
         self.count = limit.count
         self.period = limit.period_s
         self._default_allowance = max(limit.period_s * _MARGIN_RATIO, _MARGIN_MIN_S)
         self._slots: deque[Slot] = deque()
-        self._latencies: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
+        self._latencies = deque(maxlen=_LATENCY_SAMPLES) if latencies is None else latencies
+
+    @property
+    def slots(self) -> tuple[Slot, ...]:
+        return tuple(self._slots)
+
+    def load(self, slots: Iterable[tuple[str, int, float]]) -> None:
+        """Take over slots kept elsewhere (key, state, time), oldest first."""
+        self._slots.extend(Slot(self, at, key=key, state=state) for key, state, at in slots)
 
     def allowance(self) -> float:
         """How long after its send a request may reach the server (measured)."""

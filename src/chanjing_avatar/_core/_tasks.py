@@ -282,6 +282,14 @@ def _progress(emit: Callable[[MakeEvent], None], stage: MakeStage) -> Callable[[
     return lambda sent, total: emit(MakeEvent(stage=stage, sent=sent, total=total))
 
 
+def check_output(output: str | os.PathLike[str], overwrite: bool) -> Path:
+    """``make``'s output, refused when it is an existing file and ``overwrite`` is off."""
+    out = Path(output)
+    if not out.is_dir() and out.exists() and not overwrite:
+        raise output_exists(out)
+    return out
+
+
 def make_start(
     ctx: Context,
     request: LipSyncRequest,
@@ -294,9 +302,7 @@ def make_start(
 ) -> Flow[MakeStarted]:
     """``make`` up to the create: upload what is local, create (see :func:`submit`)."""
     emit = on_event or _ignore
-    out = Path(output)
-    if not out.is_dir() and out.exists() and not overwrite:
-        raise output_exists(out)
+    out = check_output(output, overwrite)
     sent, task_id = yield from submit(ctx, request, on_sent=on_sent, on_event=emit,
                                       timeout=timeout)
     assert sent.video_file_id is not None

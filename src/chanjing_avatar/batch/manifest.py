@@ -21,7 +21,7 @@ from .._wire import (
     AUDIO_EXTENSIONS,
     SERVICE_LIP_SYNC_AUDIO,
     SERVICE_LIP_SYNC_VIDEO,
-    VIDEO_EXTENSIONS,
+    SOURCE_EXTENSIONS,
     file_extension,
 )
 from ._files import sha256_of
@@ -294,7 +294,7 @@ def _parse_row(
                 "id: use 1-100 letters, digits, '.', '_' or '-' (it names the output file)"
             )
 
-    video = _media(cols, "video", SERVICE_LIP_SYNC_VIDEO, VIDEO_EXTENSIONS, base, hasher, errors)
+    video = _media(cols, "video", SERVICE_LIP_SYNC_VIDEO, SOURCE_EXTENSIONS, base, hasher, errors)
     if video is None and _blank(cols.get("video")) and _blank(cols.get("video_file_id")):
         errors.append("video: required (a local video file or a file id)")
     audio = _media(cols, "audio", SERVICE_LIP_SYNC_AUDIO, AUDIO_EXTENSIONS, base, hasher, errors)

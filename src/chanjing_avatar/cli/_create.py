@@ -166,7 +166,10 @@ def choose_voice(request: LipSyncRequest, client: Client, out: Output,
         raise CliError("the server lists no voices: give --voice")
     text = "".join(request.text)
     lang = "zh" if _has_cjk(text) else "en"
-    voice = next((v for v in found if v.lang.lower().startswith(lang)), found[0])
+    speaking = [v for v in found if v.lang.lower().startswith(lang)] or found
+    # The sandbox names each voice's engine: a neural one sounds best (the real API's list
+    # says nothing of the kind, and its first voice of the language serves).
+    voice = next((v for v in speaking if "(neural)" in v.desc), speaking[0])
     out.note(f"voice: {voice.id} ({voice.name})")
     return dataclasses.replace(request, voice_id=voice.id)
 

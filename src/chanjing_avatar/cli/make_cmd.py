@@ -196,7 +196,7 @@ def make(
     address) ends the wait at once, and polling slows to a safety net.
     """
     from .. import ChanjingError, ContentRejectedError, TaskFailedError
-    from .._wire import VIDEO_EXTENSIONS
+    from .._wire import SOURCE_EXTENSIONS
     from ._present import human_size, task_notice
     from .files_cmd import content_rejected
 
@@ -204,7 +204,7 @@ def make(
     if video is None and not s.local:
         raise CliError("give --video FILE (or use --local for a demo face)")
     if video is not None:
-        require_file(video, "video", VIDEO_EXTENSIONS)
+        require_file(video, "video", SOURCE_EXTENSIONS)
     listen = Listen.from_options(callback_listen, safety_poll, callback)
     options = CreateOptions(text, text_file, voice, speed, pitch, width, height, backway,
                             drive_mode, model, volume, callback)

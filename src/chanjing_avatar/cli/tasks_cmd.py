@@ -66,7 +66,7 @@ def create(
     callback: CallbackOpt = None,
 ) -> None:
     """Create a lip-sync task (local files are uploaded first); print its id."""
-    from .._wire import VIDEO_EXTENSIONS
+    from .._wire import SOURCE_EXTENSIONS
     from .files_cmd import upload_with_bar
 
     if (video is None) == (video_file_id is None):
@@ -74,7 +74,7 @@ def create(
     if audio is not None and audio_file_id is not None:
         raise CliError("give --audio or --audio-file-id, not both")
     if video is not None:
-        require_file(video, "video", VIDEO_EXTENSIONS)
+        require_file(video, "video", SOURCE_EXTENSIONS)
     options = CreateOptions(text, text_file, voice, speed, pitch, width, height, backway,
                             drive_mode, model, volume, callback)
     request = options.request(video or video_file_id or "", audio or audio_file_id,
@@ -82,7 +82,8 @@ def create(
     client = s.client()
     request = choose_voice(request, client, s.out, s.local)
     uploaded: dict[str, str | None] = {}
-    if request.video_path is not None:
+    # A photo becomes a still video inside the library's create, which uploads that.
+    if request.video_path is not None and not request.video_is_photo:
         path = request.video_path
         uploaded["video_file_id"] = upload_with_bar(s, client, path, "lip_sync_video",
                                                     path.name).id

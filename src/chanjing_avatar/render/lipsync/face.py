@@ -63,6 +63,11 @@ STABLE = [
     423,
 ]
 ALIGN = [33, 133, 362, 263, 168, 6, 1, 4, 234, 454, 93, 323, 50, 280, 116, 345]
+# Eye openings (lid margins, closed rings) and the iris landmarks of the refined mesh.
+EYE_L_RING = [33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7]
+EYE_R_RING = [263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249]
+IRIS_L = [468, 469, 470, 471, 472]  # centre first; FaceMesh with refine_landmarks only
+IRIS_R = [473, 474, 475, 476, 477]
 EYE_L_UPPER = [160, 159, 158]
 EYE_L_LOWER = [144, 145, 153]
 EYE_R_UPPER = [385, 386, 387]
@@ -103,7 +108,9 @@ def inner_gap(pts: Points) -> float:
 class FaceTracker:
     """FaceMesh in tracking mode (or per-image mode for unrelated frames)."""
 
-    def __init__(self, *, static: bool = False, min_confidence: float = 0.5) -> None:
+    def __init__(
+        self, *, static: bool = False, min_confidence: float = 0.5, refine: bool = False
+    ) -> None:
         os.environ.setdefault("GLOG_minloglevel", "2")
         with _quiet_stderr():
             check_mediapipe()
@@ -112,7 +119,7 @@ class FaceTracker:
             self._mesh: Any = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=static,
                 max_num_faces=1,
-                refine_landmarks=False,
+                refine_landmarks=refine,  # + iris points (478 in all)
                 min_detection_confidence=min_confidence,
                 min_tracking_confidence=min_confidence,
             )

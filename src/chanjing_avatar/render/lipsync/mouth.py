@@ -24,6 +24,11 @@ from .face import (
     Image,
     Points,
 )
+from .library import MouthLibrary
+from .look import Appearance, sample_appearance
+from .warp import rbf_eval, rbf_weights, smoothstep
+
+__all__ = ["Appearance", "render_mouth", "sample_appearance"]
 
 F64 = NDArray[np.float64]
 F32 = NDArray[np.float32]
@@ -75,14 +80,6 @@ _CHIN_WEIGHT = {
 }
 
 
-@dataclass(frozen=True)
-class Appearance:
-    """Colours sampled once from the reference face."""
-
-    lip: NDArray[np.float32]  # RGB
-    skin_luma: float
-
-
 def face_axes(pts: Points) -> tuple[F64, F64, F64, float]:
     """Centre of the mouth, unit right and down axes of the face, and the mouth width."""
     ex = (pts[263] - pts[33]).astype(np.float64)
@@ -91,38 +88,6 @@ def face_axes(pts: Points) -> tuple[F64, F64, F64, float]:
     c = ((pts[13] + pts[14]) / 2).astype(np.float64)
     w = float(np.linalg.norm(pts[291] - pts[61]))
     return c, ex, ey, w
-
-
-def sample_appearance(rgb: Image, pts: Points) -> Appearance:
-    h, w = rgb.shape[:2]
-    lip_pts = [
-        (pts[o] * 0.5 + pts[i] * 0.5)
-        for o, i in zip(LIP_LOWER_OUTER[2:-2], LIP_LOWER_INNER[2:-2], strict=True)
-    ]
-    cols = []
-    for p in lip_pts:
-        x, y = int(np.clip(p[0], 0, w - 1)), int(np.clip(p[1], 0, h - 1))
-        cols.append(rgb[y, x].astype(np.float32))
-    lip = np.median(np.array(cols), axis=0).astype(np.float32)
-    cheeks = []
-    for i in (50, 280, 205, 425, 187, 411):
-        x, y = int(np.clip(pts[i][0], 0, w - 1)), int(np.clip(pts[i][1], 0, h - 1))
-        cheeks.append(float(rgb[y, x].astype(np.float32) @ np.array([0.299, 0.587, 0.114])))
-    return Appearance(lip=lip, skin_luma=float(np.median(cheeks)))
-
-
-def _rbf_weights(ctrl: F64, values: F64, sigma: float, reg: float = 0.02) -> F64:
-    d2 = ((ctrl[:, None, :] - ctrl[None, :, :]) ** 2).sum(-1)
-    k = np.exp(-d2 / (2 * sigma * sigma))
-    k[np.diag_indices_from(k)] += reg
-    return np.asarray(np.linalg.solve(k, values), dtype=np.float64)
-
-
-def _rbf_eval(ctrl: F64, weights: F64, grid: F64, sigma: float) -> F64:
-    d2 = (grid * grid).sum(1)[:, None] + (ctrl * ctrl).sum(1)[None, :] - 2.0 * grid @ ctrl.T
-    return np.asarray(
-        np.exp(-np.maximum(d2, 0.0) / (2 * sigma * sigma)) @ weights, dtype=np.float64
-    )
 
 
 @dataclass
@@ -196,11 +161,6 @@ def mouth_targets(pts: Points, open_: float, round_: float, press: float) -> Mou
     return MouthTargets(up_idx, upd, lo_idx, lod, up_curve, lo_curve)
 
 
-def _smoothstep(x: F64) -> F64:
-    x = np.clip(x, 0.0, 1.0)
-    return np.asarray(x * x * (3 - 2 * x), dtype=np.float64)
-
-
 def render_mouth(
     frame: Image,
     pts: Points,
@@ -210,6 +170,7 @@ def render_mouth(
     look: Appearance,
     *,
     extra_ctrl: tuple[F64, F64] | None = None,
+    library: MouthLibrary | None = None,
 ) -> None:
     """Warp the lower face of ``frame`` (in place) so its mouth takes the given shape."""
     h, w_img = frame.shape[:2]
@@ -265,15 +226,15 @@ def render_mouth(
             back = np.vstack([back, extra_ctrl[1]])
         ctrl = np.vstack([tgt, border])
         vals = np.vstack([back, np.zeros((len(border), 2))])
-        wts = _rbf_weights(ctrl, vals, sigma)
-        fields.append(_rbf_eval(ctrl, wts, grid, sigma).reshape(len(gy), len(gx), 2))
+        wts = rbf_weights(ctrl, vals, sigma)
+        fields.append(rbf_eval(ctrl, wts, grid, sigma).reshape(len(gy), len(gx), 2))
     gu = (grid - c) @ ex
     gv = (grid - c) @ ey
     g_w = seam(gu, gv)[0].reshape(len(gy), len(gx), 1)
     edge = np.minimum.reduce(
         [grid[:, 0] - x0, x1 - 1 - grid[:, 0], grid[:, 1] - y0, y1 - 1 - grid[:, 1]]
     )
-    taper = _smoothstep(edge / max(4.0, 0.12 * min(rw, rh))).reshape(len(gy), len(gx), 1)
+    taper = smoothstep(edge / max(4.0, 0.12 * min(rw, rh))).reshape(len(gy), len(gx), 1)
     # Blended on the coarse grid; only the lips need the exact seam (below).
     coarse = ((fields[0] + (fields[1] - fields[0]) * g_w) * taper).astype(np.float32)
     field = np.asarray(cv2.resize(coarse, (rw, rh), interpolation=cv2.INTER_LINEAR), np.float32)
@@ -302,7 +263,11 @@ def render_mouth(
         cv2.remap(frame, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.uint8
     )
     if cav is not None:
-        _paint_cavity(out[my0:my1, mx0:mx1], *cav, mw, look)
+        interior = None
+        if library is not None and library.usable:
+            box = (mx0 + x0, my0 + y0, mx1 + x0, my1 + y0)
+            interior = library.interior(pts, t.up_curve, t.lo_curve, box)
+        _paint_cavity(out[my0:my1, mx0:mx1], *cav, mw, look, interior)
     frame[y0:y1, x0:x1] = out
 
 
@@ -314,7 +279,13 @@ def _paint_cavity(
     v_lo: NDArray[Any],
     mw: float,
     look: Appearance,
+    interior: NDArray[np.float32] | None = None,
 ) -> None:
+    """Fill the opening between the inner lips: the face's own colours, shade, blur and grain.
+
+    ``interior`` (ROI-sized RGB, already warped to this opening) is a real mouth from the source
+    video; without it the teeth, cavity and tongue are synthesised from ``look``.
+    """
     half = mw / 2
     gap = v_lo - v_up
     inside = (np.abs(u) < half * 1.02) & (gap > 0.2)
@@ -328,43 +299,75 @@ def _paint_cavity(
     alpha *= np.clip((half * 1.02 - np.abs(u)) / 1.5, 0, 1)
     if not (alpha > 0).any():
         return
-    bright = float(np.clip(look.skin_luma / 170.0, 0.45, 1.15))
     au = np.abs(u) / half
+    # Soft occlusion: the lips shade what is just inside them, the corners are deep.
+    d_up = np.clip((v - v_up) / (0.035 * mw), 0, 1)
+    d_lo = np.clip((v_lo - v) / (0.04 * mw), 0, 1)
+    occl = (0.6 + 0.4 * d_up * d_up * (3 - 2 * d_up)) * (0.75 + 0.25 * d_lo)
+    occl = (occl * (1.0 - 0.5 * au**3))[..., None].astype(np.float32)
+    img: NDArray[np.float32]
+    if float(gap.max()) < max(2.0, 0.04 * mw):
+        # A slit: one even shadow line (teeth or a sampled mouth squeezed this thin read as dots).
+        img = np.asarray(look.cavity * _warm(occl, look) * 1.6, np.float32)
+    elif interior is not None:
+        img = np.asarray(interior[sy, sx] * (0.8 + 0.2 * occl), np.float32)
+    else:
+        img = _synth_interior(u, v, v_up, v_lo, gap, au, mw, look) * _warm(occl, look)
+        img = np.asarray(cv2.GaussianBlur(img, (0, 0), look.blur), np.float32)
+        if look.grain > 0.3:
+            rng = np.random.default_rng(len(u))
+            noise = rng.normal(0.0, look.grain, img.shape[:2]).astype(np.float32)
+            img = img + noise[..., None]
+    a = alpha[..., None].astype(np.float32)
+    base = roi[sy, sx].astype(np.float32)
+    roi[sy, sx] = np.clip(base * (1 - a) + img * a, 0, 255).astype(np.uint8)
+
+
+def _warm(shade: NDArray[Any], look: Appearance) -> NDArray[np.float32]:
+    """Shade (…, 1) → RGB factors: light bounced off the lips and gums warms the shadows."""
+    tint = np.clip(look.lip / max(1.0, float(look.lip.max())), 0.45, 1.0)
+    return np.asarray(np.power(np.clip(shade, 1e-3, None), 1.0 / tint), np.float32)
+
+
+def _synth_interior(
+    u: NDArray[Any],
+    v: NDArray[Any],
+    v_up: NDArray[Any],
+    v_lo: NDArray[Any],
+    gap: NDArray[Any],
+    au: NDArray[Any],
+    mw: float,
+    look: Appearance,
+) -> NDArray[np.float32]:
+    half = mw / 2
     g_c = float(gap.max())  # opening at the centre
     depth = np.clip((v - v_up) / np.maximum(gap, 1e-3), 0, 1)
-    # Dark throat, lighter toward the lips, darker toward the corners.
-    cav = look.lip * 0.28 + np.array([18.0, 4.0, 6.0], np.float32)
-    shade = (0.55 + 0.45 * au**2)[..., None] * (0.75 + 0.5 * np.abs(depth - 0.5))[..., None]
-    img = cav[None, None, :] * shade
+    # Dark throat, lighter toward the lips.
+    shade = (0.8 + 0.2 * np.abs(depth - 0.5) * 2)[..., None]
+    img = np.broadcast_to(look.cavity, (*u.shape, 3)) * _warm(shade, look)
     # Tongue: a soft mound on the floor of the mouth at wider openings.
     if g_c > 0.1 * mw:
-        ty = v_lo - 0.22 * gap
-        tr = (u / (0.55 * half)) ** 2 + ((v - ty) / np.maximum(0.32 * gap, 1e-3)) ** 2
+        ty = v_lo - 0.16 * gap
+        tr = (u / (0.5 * half)) ** 2 + ((v - ty) / np.maximum(0.26 * gap, 1e-3)) ** 2
         ta = np.clip((1.0 - tr) * 3.0, 0, 1) * np.clip((g_c - 0.1 * mw) / (0.08 * mw), 0, 1)
-        tongue = look.lip * 0.62 + np.array([20.0, 0.0, 4.0], np.float32)
-        tshade = (0.7 + 0.3 * np.clip((ty - v) / np.maximum(0.45 * gap, 1e-3) + 0.5, 0, 1))[
+        tshade = (0.75 + 0.25 * np.clip((ty - v) / np.maximum(0.45 * gap, 1e-3) + 0.5, 0, 1))[
             ..., None
         ]
-        img = img * (1 - ta[..., None]) + tongue[None, None, :] * tshade * ta[..., None]
-    teeth = np.array([226.0, 216.0, 198.0], np.float32) * bright
+        img = img * (1 - ta[..., None]) + look.tongue * _warm(tshade, look) * ta[..., None]
     # Upper teeth hang from the upper lip; hidden at the corners.
-    th = np.minimum(0.095 * mw, 0.45 * gap) * np.clip(1.0 - au**2.2, 0, 1)
+    th = np.minimum(0.11 * mw, 0.5 * gap) * np.clip(1.0 - au**2.2, 0, 1)
     ta = np.clip(v_up + th - v + 0.5, 0, 1) * (th > 0.5)
-    tsh = (0.92 - 0.35 * au**2 - 0.12 * np.clip((v - v_up) / np.maximum(th, 1e-3), 0, 1))[..., None]
-    tsh = tsh * (0.75 + 0.25 * np.clip((v - v_up) / 2.0, 0, 1))[..., None]  # lip shadow
+    tsh = (1.0 - 0.3 * au**2 - 0.1 * np.clip((v - v_up) / np.maximum(th, 1e-3), 0, 1))[..., None]
     # Faint gaps between teeth, narrower toward the corners (perspective).
     phase = np.sign(u) * (np.abs(u) / half) ** 0.8 * 4.2
-    gaps_t = 1.0 - 0.22 * np.clip(1.0 - np.abs(phase - np.round(phase)) * 9.0, 0, 1)
+    gaps_t = 1.0 - 0.15 * np.clip(1.0 - np.abs(phase - np.round(phase)) * 9.0, 0, 1)
     tsh = tsh * gaps_t[..., None]
-    img = img * (1 - ta[..., None]) + teeth[None, None, :] * tsh * ta[..., None]
+    img = img * (1 - ta[..., None]) + look.teeth * _warm(tsh, look) * ta[..., None]
     # Lower teeth show only at larger openings.
     lvis = np.clip((g_c - 0.16 * mw) / (0.1 * mw), 0, 1)
     if lvis > 0:
         lh = 0.05 * mw * lvis * np.clip(1.0 - (au / 0.65) ** 2, 0, 1)
         la = np.clip(v - (v_lo - lh) + 0.5, 0, 1) * (lh > 0.5)
-        lsh = (0.78 - 0.35 * au**2)[..., None]
-        img = img * (1 - la[..., None]) + teeth[None, None, :] * lsh * la[..., None]
-    img = cv2.GaussianBlur(img.astype(np.float32), (3, 3), 0.7)
-    a = alpha[..., None].astype(np.float32)
-    base = roi[sy, sx].astype(np.float32)
-    roi[sy, sx] = np.clip(base * (1 - a) + img * a, 0, 255).astype(np.uint8)
+        lsh = (0.85 - 0.3 * au**2)[..., None]
+        img = img * (1 - la[..., None]) + look.teeth * _warm(lsh, look) * la[..., None]
+    return np.asarray(img, np.float32)

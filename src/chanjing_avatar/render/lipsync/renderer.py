@@ -6,6 +6,7 @@ the speech itself is small and held whole (about 190 kB per second).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import queue
@@ -25,6 +26,7 @@ from ..speech.base import PhonemeTiming
 from ..speech.voices import add_neural_voices
 from .face import FaceTracker, LandmarkSmoother, Points, apply_affine, inner_gap
 from .idle import IdleMotion, apply_head, close_eyes
+from .library import MouthLibrary
 from .mouth import Appearance, render_mouth, sample_appearance
 from .neutral import LowerFacePaster
 from .timeline import MouthTrack, build_track
@@ -32,11 +34,14 @@ from .timeline import MouthTrack, build_track
 if TYPE_CHECKING:
     from .neural import NeuralLipSync
 
-_REF_SCAN_S = 3.0  # seconds of a source video searched for a closed-mouth reference frame
+# Seconds of a source video searched for a closed-mouth reference frame and for the person's own
+# open mouths (the library).
+_REF_SCAN_S = 6.0
 NO_FACE = "no face found in the video or image: upload a clip with one clearly visible face"
 
 
 _T = TypeVar("_T")
+log = logging.getLogger("chanjing_avatar.render.lipsync")
 
 
 def _prefetch(frames: Iterator[_T], depth: int) -> Iterator[_T]:
@@ -85,6 +90,13 @@ def _prefetch(frames: Iterator[_T], depth: int) -> Iterator[_T]:
     finally:
         stop.set()
         worker.join(timeout=30)
+
+
+def _measure_look(img: media.Frame, pts: Points) -> Appearance:
+    """The face's colours; the refined mesh (with irises) lets the teeth match the eye whites."""
+    with FaceTracker(static=True, refine=True) as tracker:
+        fine = tracker.detect(img)
+    return sample_appearance(img, pts if fine is None else fine)
 
 
 class LipsyncRenderer:
@@ -199,11 +211,12 @@ class LipsyncRenderer:
         neural: NeuralLipSync | None,
     ) -> Iterator[media.Frame]:
         still = next(iter(source.frames(1)))
-        with FaceTracker(static=True) as tracker:
+        with FaceTracker(static=True, refine=True) as tracker:
             pts = tracker.detect(still)
         if pts is None:
             raise RenderError(NO_FACE)
         look = sample_appearance(still, pts)
+        log.info("mouth interior: synthesised from the face's colours (a still image)")
         idle = IdleMotion(pts, (still.shape[1], still.shape[0]), fps, job.seed)
         for i in range(len(track)):
             m = idle.head(i)
@@ -225,20 +238,38 @@ class LipsyncRenderer:
         # Reference: the most closed mouth among the first seconds of the source.
         best: tuple[float, media.Frame, np.ndarray] | None = None
         scan = min(source.frame_count, max(1, int(_REF_SCAN_S * fps)))
+        library: MouthLibrary | None = None
         with FaceTracker() as tracker:
             for k, frame in enumerate(source.frames(scan, 1, 0)):
                 if k % 2:
-                    continue  # every other frame is enough to find a closed mouth
+                    continue  # every other frame is enough
                 pts = tracker.detect(frame)
                 if pts is not None:
+                    if library is None:
+                        library = MouthLibrary(pts, (frame.shape[1], frame.shape[0]))
+                    library.add(frame, pts)
                     g = inner_gap(pts)
                     if best is None or g < best[0] - 1e-4:
                         best = (g, frame.copy(), pts)
-        if best is None:
+        if best is None or library is None:
             raise RenderError(NO_FACE)
         ref_img, ref_pts = best[1], best[2]
-        look = sample_appearance(ref_img, ref_pts)
+        look = _measure_look(ref_img, ref_pts)
         paster = LowerFacePaster(ref_img, ref_pts)
+        if library.usable:
+            log.info(
+                "mouth interior: the person's own, from %d mouth shapes of the source "
+                "video (widest opening %.2f)",
+                len(library.samples),
+                library.widest,
+            )
+        else:
+            log.info(
+                "mouth interior: synthesised from the face's colours (the source's mouth "
+                "opens to %.2f of its width at most)",
+                library.widest,
+            )
+            library = None
 
         def tracked() -> Iterator[tuple[media.Frame, Points | None]]:
             smoother = LandmarkSmoother()
@@ -255,7 +286,7 @@ class LipsyncRenderer:
                 yield out  # the face is lost for a moment: show the source frame
                 continue
             shown = paster.paste(out, pts)
-            yield self._mouth(out, shown, track, i, look, neural, fps)
+            yield self._mouth(out, shown, track, i, look, neural, fps, library)
 
     def _mouth(
         self,
@@ -266,11 +297,18 @@ class LipsyncRenderer:
         look: Appearance,
         neural: NeuralLipSync | None,
         fps: float,
+        library: MouthLibrary | None = None,
     ) -> media.Frame:
         if neural is not None:
             return neural.render_frame(frame, pts, i, fps)
         render_mouth(
-            frame, pts, float(track.open[i]), float(track.round[i]), float(track.press[i]), look
+            frame,
+            pts,
+            float(track.open[i]),
+            float(track.round[i]),
+            float(track.press[i]),
+            look,
+            library=library,
         )
         return frame
 

@@ -130,8 +130,8 @@ def _describe(info: VoiceInfo, picked: tuple[SpeechEngine, str] | None) -> Voice
 
 
 def _espeak_voice(key: str, name: str, gender: Literal["male", "female"], lang: str,
-                  variant: str) -> tuple[VoiceInfo, str]:
-    desc = f"{'Mandarin' if lang == 'zh' else 'English'}, {gender}"
+                  variant: str, note: str = "") -> tuple[VoiceInfo, str]:
+    desc = f"{'Mandarin' if lang == 'zh' else 'English'}, {gender}{note}"
     return VoiceInfo(id=voice_id(key), name=name, gender=gender, lang=lang, desc=desc), \
         f"{lang}:{variant}"
 
@@ -140,7 +140,9 @@ def _espeak_voice(key: str, name: str, gender: Literal["male", "female"], lang: 
 DEFAULT_VOICES: tuple[tuple[VoiceInfo, str], ...] = (
     _espeak_voice("zh-female-1", "小晴", "female", "zh", "f3"),
     _espeak_voice("zh-male-1", "云峰", "male", "zh", "m3"),
-    _espeak_voice("en-female-1", "Emma", "female", "en", "f2"),
+    _espeak_voice("en-female-1", "Emma", "female", "en", "f2",
+                  ", no phoneme timings (no neural English female voice found in an installable "
+                  "package)"),
     _espeak_voice("en-male-1", "Ryan", "male", "en", "m1"),
 )
 

@@ -109,16 +109,63 @@ def _load() -> _Model:
         return _model
 
 
+_HANZI = re.compile(r"[\u4e00-\u9fff]+|[^\u4e00-\u9fff]+")
+# Syllables without an initial consonant (pinyin a, o, e, y-, w-, er). After a nasal final the
+# n/ŋ slides onto them: misaki puts the tone mark before the coda (huan → xwa→n) and writes ying
+# as i↗ŋ, so 欢迎 came out as xwa→ni↗ŋ, heard as 华宁. There they get their glide (j, w; Mandarin
+# says [jiŋ], [wu]) or, for a/o/e/er, a syllable break.
+_ZERO_INITIAL = tuple("aoeyw")
+
+
+def _zero_initial_onset(ipa: str) -> str:
+    if ipa.startswith("i"):
+        return "j" + ipa
+    if ipa.startswith("u"):
+        return "w" + ipa
+    if ipa.startswith(("j", "w", "ɥ")):
+        return ipa
+    return " " + ipa
+
+
+def mandarin_ipa(text: str) -> str:
+    """Kokoro phonemes of a Mandarin run: jieba words → pinyin (pypinyin, with third-tone sandhi)
+    → misaki's pinyin-to-IPA; a zero initial after a nasal final keeps its onset (see above)."""
+    import cn2an  # type: ignore[import-untyped]  # (misaki[zh] brings it)
+    import jieba
+    from misaki.zh import ZHG2P
+    from pypinyin import Style, lazy_pinyin
+
+    text = ZHG2P.map_punctuation(cn2an.transform(text, "an2cn"))
+    out: list[str] = []
+    for seg in _HANZI.findall(text):
+        if not ("\u4e00" <= seg[0] <= "\u9fff"):
+            out.append(seg)
+            continue
+        words = []
+        for word in jieba.lcut(seg, cut_all=False):
+            sylls = lazy_pinyin(word, style=Style.TONE3, neutral_tone_with_five=True,
+                                tone_sandhi=True)
+            ipa = ""
+            for k, py in enumerate(sylls):
+                syl = ZHG2P.py2ipa(py)
+                coda = sylls[k - 1].rstrip("12345")[-1:]
+                if k and coda in ("n", "g", "r") and py.startswith(_ZERO_INITIAL):
+                    syl = _zero_initial_onset(syl)
+                ipa += syl
+            words.append(ipa)
+        out.append(" ".join(words))
+    return "".join(out).replace(chr(815), "")
+
+
 def phonemize(text: str) -> str:
     """Kokoro phonemes of mixed Mandarin/English text."""
     from .ipa import english_ipa
 
-    m = _load()
+    _load()
     out: list[str] = []
     for lang, run in split_languages(normalize_punctuation(text), "zh"):
         if lang == "zh":
-            ph, _ = m.g2p(run)
-            out.append(ph or "")
+            out.append(mandarin_ipa(run))
         else:
             out.append(english_ipa(run))
     return re.sub(r"\s+", " ", " ".join(out)).strip()

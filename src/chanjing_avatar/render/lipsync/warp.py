@@ -1,0 +1,71 @@
+"""Smooth backward warps from Gaussian radial basis functions over landmark control points."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from .face import Image
+
+F64 = NDArray[np.float64]
+
+
+def rbf_weights(ctrl: F64, values: F64, sigma: float, reg: float = 0.02) -> F64:
+    d2 = ((ctrl[:, None, :] - ctrl[None, :, :]) ** 2).sum(-1)
+    k = np.exp(-d2 / (2 * sigma * sigma))
+    k[np.diag_indices_from(k)] += reg
+    return np.asarray(np.linalg.solve(k, values), dtype=np.float64)
+
+
+def rbf_eval(ctrl: F64, weights: F64, grid: F64, sigma: float) -> F64:
+    d2 = (grid * grid).sum(1)[:, None] + (ctrl * ctrl).sum(1)[None, :] - 2.0 * grid @ ctrl.T
+    return np.asarray(
+        np.exp(-np.maximum(d2, 0.0) / (2 * sigma * sigma)) @ weights, dtype=np.float64
+    )
+
+
+def smoothstep(x: F64) -> F64:
+    x = np.clip(x, 0.0, 1.0)
+    return np.asarray(x * x * (3 - 2 * x), dtype=np.float64)
+
+
+def backward_warp(
+    frame: Image, dst: F64, back: F64, pinned: F64, *, sigma: float, margin: float
+) -> None:
+    """Move image content so that what was at ``dst + back`` appears at ``dst`` (in place).
+
+    Only the box around ``dst`` (plus ``margin``) changes; ``pinned`` points and the box edge
+    stay put, and the field fades out toward the edge, so there is no seam.
+    """
+    h, w = frame.shape[:2]
+    x0 = int(max(0, dst[:, 0].min() - margin))
+    x1 = int(min(w, dst[:, 0].max() + margin))
+    y0 = int(max(0, dst[:, 1].min() - margin))
+    y1 = int(min(h, dst[:, 1].max() + margin))
+    if x1 - x0 < 8 or y1 - y0 < 8 or float(np.abs(back).max(initial=0.0)) < 0.5:
+        return  # nothing moves by half a pixel (a closed mouth, tracker jitter): no resampling
+    rw, rh = x1 - x0, y1 - y0
+    step = max(3.0, sigma / 2)
+    gx = np.linspace(x0, x1 - 1, max(4, int(rw / step) + 1))
+    gy = np.linspace(y0, y1 - 1, max(4, int(rh / step) + 1))
+    grid = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
+    border = np.array(
+        [[x, y] for x in np.linspace(x0, x1, 7) for y in (y0, y1)]
+        + [[x, y] for y in np.linspace(y0, y1, 7)[1:-1] for x in (x0, x1)]
+    )
+    inside = (pinned[:, 0] > x0) & (pinned[:, 0] < x1) & (pinned[:, 1] > y0) & (pinned[:, 1] < y1)
+    ctrl = np.vstack([dst, pinned[inside], border])
+    vals = np.vstack([back, np.zeros((int(inside.sum()) + len(border), 2))])
+    field = rbf_eval(ctrl, rbf_weights(ctrl, vals, sigma), grid, sigma)
+    edge = np.minimum.reduce(
+        [grid[:, 0] - x0, x1 - 1 - grid[:, 0], grid[:, 1] - y0, y1 - 1 - grid[:, 1]]
+    )
+    field *= smoothstep(edge / max(4.0, 0.12 * min(rw, rh)))[:, None]
+    coarse = field.reshape(len(gy), len(gx), 2).astype(np.float32)
+    full = np.asarray(cv2.resize(coarse, (rw, rh), interpolation=cv2.INTER_LINEAR), np.float32)
+    mapx = full[..., 0] + np.arange(x0, x1, dtype=np.float32)[None, :]
+    mapy = full[..., 1] + np.arange(y0, y1, dtype=np.float32)[:, None]
+    frame[y0:y1, x0:x1] = cv2.remap(
+        frame, mapx, mapy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
