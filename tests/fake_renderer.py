@@ -3,8 +3,10 @@ folder: ``from fake_renderer import FakeRenderer``).
 
 It copies the driving video as the result (or, with ``output_bytes``, writes that many
 deterministic bytes per task), reports a few progress steps, and is steered by the text it is
-asked to speak: ``FAIL`` fails the task, ``SLOW`` makes it take ``slow_steps`` steps. A cleared
-``gate`` holds every render until it is set (restart and concurrency tests).
+asked to speak: ``FAIL`` fails the task, ``SLOW`` makes it take ``slow_steps`` steps,
+``FALLBACK`` with model 1 reports rendering with model 0. A cleared ``gate`` holds every render
+(or, with ``hold_text``, those whose text contains it) until it is set, at most ``hold_s``
+seconds (restart and concurrency tests; a task surely still running when a command starts).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class FakeRenderer:
         slow_step_s: float = 0.2,
         output_bytes: int | None = None,
         fail_text: str = "FAIL",
+        hold_text: str | None = None,
+        hold_s: float | None = None,
     ) -> None:
         self.name = name
         self._voices = list(voices)
@@ -49,6 +53,7 @@ class FakeRenderer:
         self.slow_steps, self.slow_step_s = slow_steps, slow_step_s
         self.output_bytes = output_bytes
         self.fail_text = fail_text
+        self.hold_text, self.hold_s = hold_text, hold_s
         self.gate = threading.Event()
         self.gate.set()
         self.running = 0
@@ -69,11 +74,15 @@ class FakeRenderer:
             self.peak = max(self.peak, self.running)
             self.jobs.append(job)
         try:
-            while not self.gate.wait(0.02):
-                if job.cancel():
-                    raise RenderError("cancelled")
             text = "".join(job.speech.text) if isinstance(job.speech, TtsSpeech) else ""
             self.texts[job.task_id] = text
+            if self.hold_text is None or self.hold_text in text:
+                until = None if self.hold_s is None else time.monotonic() + self.hold_s
+                while not self.gate.wait(0.02):
+                    if job.cancel():
+                        raise RenderError("cancelled")
+                    if until is not None and time.monotonic() > until:
+                        break
             if self.fail_text and self.fail_text in text:
                 raise RenderError("the fake renderer was told to fail")
             slow = "SLOW" in text
@@ -88,6 +97,9 @@ class FakeRenderer:
                 data = seed * (self.output_bytes // len(seed) + 1)
                 job.output_video.write_bytes(data[: self.output_bytes])
             job.output_preview.write_bytes(PREVIEW_BYTES)
+            if "FALLBACK" in text and job.model == 1:
+                return RenderResult(duration_ms=1000, message="model 1 has no neural weights "
+                                    "configured here; rendered with model 0")
             return RenderResult(duration_ms=1000)
         finally:
             with self._lock:

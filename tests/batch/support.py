@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,36 +9,18 @@ import httpx
 
 from chanjing_avatar._config import RateLimits
 from chanjing_avatar._wire import RateLimit
-from chanjing_avatar.render.base import RenderJob, RenderResult, VoiceInfo
+from chanjing_avatar.render.base import VoiceInfo
+from fake_renderer import FakeRenderer
 from media_maker import make_video, make_wav
 
 VOICE = "a" * 32
 
 
-class FastRenderer:
-    """Writes a small deterministic "video" per task; takes ``seconds`` of wall time."""
-
-    name = "fast"
-
-    def __init__(self, seconds: float = 0.2, size: int = 64 * 1024) -> None:
-        self.seconds = seconds
-        self.size = size
-
-    def voices(self) -> Sequence[VoiceInfo]:
-        return [VoiceInfo(id=VOICE, name="Test", gender="female", lang="en")]
-
-    def render(self, job: RenderJob, progress: Any) -> RenderResult:
-        steps = 4
-        for i in range(steps):
-            time.sleep(self.seconds / steps)
-            progress(int((i + 1) * 100 / steps))
-        seed = hashlib.sha256(job.task_id.encode()).digest()
-        job.output_video.write_bytes((seed * (self.size // len(seed) + 1))[: self.size])
-        job.output_preview.write_bytes(b"\xff\xd8\xff\xd9")
-        return RenderResult(duration_ms=1000)
-
-    def audition(self, voice_id: str, out_path: Path) -> None:
-        make_wav(out_path, 0.1)
+def fast_renderer(seconds: float = 0.2, size: int = 64 * 1024) -> FakeRenderer:
+    """Writes ``size`` deterministic bytes per task as its "video"; takes ``seconds`` of wall
+    time."""
+    return FakeRenderer([VoiceInfo(id=VOICE, name="Test", gender="female", lang="en")],
+                        name="fast", steps=4, step_s=seconds / 4, output_bytes=size)
 
 
 # Limits scaled down: the same shape as the documented ones, a fraction of the periods.
@@ -62,7 +41,7 @@ def sandbox_config(tmp: Path, *, render_s: float = 0.2, create_per_s: float = 10
     return SandboxConfig(
         data_dir=tmp,
         admin=True,
-        renderer=FastRenderer(render_s),
+        renderer=fast_renderer(render_s),
         file_sync_delay_s=0.0,
         render_concurrency=4,
         rate_limits=limits(create_per_s, burst),

@@ -23,7 +23,7 @@ import pytest
 
 from chanjing_avatar.sandbox import Sandbox
 
-from .support import FastRenderer, sandbox_config, write_manifest
+from .support import fast_renderer, sandbox_config, write_manifest
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -130,7 +130,7 @@ def test_a_full_disk_fails_its_rows_with_a_reason_and_retry_pays_nothing_more(
     _tmpfs(out, "2m")  # room for the journal and a few of the ten 512 KiB videos
     try:
         config = replace(sandbox_config(tmp_path / "sb", render_s=0.2),
-                         renderer=FastRenderer(0.2, 512 * 1024))
+                         renderer=fast_renderer(0.2, 512 * 1024))
         with Sandbox(config) as sb:
             manifest = write_manifest(tmp_path / "in", ROWS, videos=1)
             env = _env(sb, tmp_path)

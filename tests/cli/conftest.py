@@ -10,20 +10,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
+from chanjing_avatar.render.base import VoiceInfo
+from fake_renderer import FakeRenderer
 from media_maker import make_video as write_mp4
 from media_maker import make_wav as write_wav
 
@@ -38,59 +36,28 @@ VOICE_EN = "0" * 31 + "2"
 SIGNED_QUERY = re.compile(r"(?:Signature|Expires|sig|token)=(?!\*\*\*)[^&\s\"']+", re.IGNORECASE)
 
 
-class StubRenderer:
-    """Copies the driving video as the result; the text steers it: FAIL fails, SLOW takes ~4 s,
-    FALLBACK with model 1 reports rendering with model 0, HOLD waits for :func:`holding` to end
-    (at most 60 s) before it starts."""
+def _voices() -> list[VoiceInfo]:
+    return [
+        VoiceInfo(id=VOICE_ZH, name="晓晓", gender="female", lang="zh", desc="测试"),
+        VoiceInfo(id=VOICE_EN, name="Ava", gender="female", lang="en", desc="test"),
+    ]
 
-    name = "cli-test-stub"
-    texts: ClassVar[dict[str, str]] = {}  # task id -> the text it was asked to speak
-    released: ClassVar[threading.Event] = threading.Event()
 
-    def voices(self) -> list[object]:
-        from chanjing_avatar.render.base import VoiceInfo
-
-        return [
-            VoiceInfo(id=VOICE_ZH, name="晓晓", gender="female", lang="zh", desc="测试"),
-            VoiceInfo(id=VOICE_EN, name="Ava", gender="female", lang="en", desc="test"),
-        ]
-
-    def render(self, job: object, progress: object) -> object:
-        from chanjing_avatar.render.base import RenderError, RenderResult, TtsSpeech
-
-        speech = job.speech  # type: ignore[attr-defined]
-        text = "".join(speech.text) if isinstance(speech, TtsSpeech) else ""
-        StubRenderer.texts[job.task_id] = text  # type: ignore[attr-defined]
-        if "FAIL" in text:
-            raise RenderError("the stub renderer was told to fail")
-        if "HOLD" in text:
-            StubRenderer.released.wait(60)
-        steps = 20 if "SLOW" in text else 2
-        for i in range(steps):
-            progress(int(100 * i / steps))  # type: ignore[operator]
-            time.sleep(0.2 if "SLOW" in text else 0.05)
-        shutil.copyfile(job.video_path, job.output_video)  # type: ignore[attr-defined]
-        from PIL import Image
-
-        Image.new("RGB", (16, 16), (200, 100, 50)).save(job.output_preview, "JPEG")  # type: ignore[attr-defined]
-        if "FALLBACK" in text and job.model == 1:  # type: ignore[attr-defined]
-            return RenderResult(duration_ms=1000, message="model 1 has no neural weights "
-                                "configured here; rendered with model 0")
-        return RenderResult(duration_ms=1000)
-
-    def audition(self, voice_id: str, out_path: Path) -> None:
-        write_wav(out_path)
+# The sandbox's renderer: copies the driving video; the text steers it (FAIL, SLOW ~4 s,
+# FALLBACK, HOLD: see FakeRenderer); ``RENDERER.texts`` holds what each task was asked to speak.
+RENDERER = FakeRenderer(_voices(), name="cli-test-stub", steps=2, step_s=0.05,
+                        hold_text="HOLD", hold_s=60)
 
 
 @contextmanager
 def holding() -> Iterator[None]:
     """Tasks whose text says HOLD stay generating (at 0 %) until the block ends: a task that is
     surely still running when a command starts, however loaded the machine is."""
-    StubRenderer.released.clear()
+    RENDERER.gate.clear()
     try:
         yield
     finally:
-        StubRenderer.released.set()
+        RENDERER.gate.set()
 
 
 def default_signals() -> None:
@@ -232,7 +199,7 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     creds.mkdir(parents=True)
     config = sandbox.SandboxConfig(
         data_dir=root / "sandbox",
-        renderer=StubRenderer(),
+        renderer=RENDERER,
         admin=True,
         file_sync_delay_s=0.0,
         rate_limits_enabled=False,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import VOICE_EN, VOICE_ZH, Env, StubRenderer
+from .conftest import RENDERER, VOICE_EN, VOICE_ZH, Env
 
 # -- auth ---------------------------------------------------------------------------------------
 
@@ -245,7 +245,7 @@ def test_make_one_command(env: Env, tmp_path: Path) -> None:
     data = r.json()
     assert data["path"] == str(out) and data["bytes"] == out.stat().st_size  # type: ignore[index]
     assert data["duration"] == 1.0  # type: ignore[index]
-    assert StubRenderer.texts[data["task_id"]] == text  # type: ignore[index]
+    assert RENDERER.texts[data["task_id"]] == text  # type: ignore[index]
     # Human output: path, duration, size; a long text from a file, untouched.
     text_file = tmp_path / "long.txt"
     text_file.write_text("长文本。" * 300, encoding="utf-8")
@@ -254,7 +254,7 @@ def test_make_one_command(env: Env, tmp_path: Path) -> None:
                 "--voice", VOICE_ZH, "-o", str(out2))
     assert r.returncode == 0, r.stderr
     assert r.out.startswith(str(out2)) and "1.0 s" in r.out
-    assert "长文本。" * 300 in StubRenderer.texts.values()
+    assert "长文本。" * 300 in RENDERER.texts.values()
 
 
 def test_make_bad_input_leaves_no_file(env: Env, tmp_path: Path) -> None:

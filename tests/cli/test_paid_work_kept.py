@@ -244,12 +244,12 @@ class _SlowStore:
 
 @pytest.mark.usefixtures("as_background_job")
 def test_ctrl_c_during_download_keeps_the_part_and_the_next_run_goes_on(tmp_path: Path) -> None:
-    from batch.support import VOICE, FastRenderer, make_video
+    from batch.support import VOICE, fast_renderer, make_video
     from chanjing_avatar.sandbox import Sandbox, SandboxConfig
 
     size = 2 * 1024 * 1024
     proxy = _SlowStore()
-    config = SandboxConfig(data_dir=tmp_path / "sb", renderer=FastRenderer(0.05, size),
+    config = SandboxConfig(data_dir=tmp_path / "sb", renderer=fast_renderer(0.05, size),
                            admin=True, file_sync_delay_s=0.0, rate_limits_enabled=False,
                            public_url=proxy.url)
     try:

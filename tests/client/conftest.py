@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from .drivers import make_client  # noqa: F401 - fixture
-from .fakes import CopyRenderer, clock, ctx, store  # noqa: F401 - fixtures
+from .fakes import clock, copy_renderer, ctx, store  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def copy_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     sandbox = pytest.importorskip("chanjing_avatar.sandbox",
                                   reason="needs the sandbox extra (pip install -e .[sandbox])")
     cfg = sandbox.SandboxConfig(data_dir=tmp_path_factory.mktemp("sandbox"), admin=True,
-                                renderer=CopyRenderer(), rate_limit_scale=100,
+                                renderer=copy_renderer(), rate_limit_scale=100,
                                 file_sync_delay_s=0.05)
     with sandbox.Sandbox(cfg) as server:
         yield server
@@ -31,6 +31,7 @@ def admin(copy_sandbox: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from .media import make_video
+    from media_maker import make_video
 
-    return make_video(tmp_path_factory.mktemp("media") / "face.mp4")
+    pytest.importorskip("av", reason="needs PyAV (the sandbox extra) to make a test video")
+    return make_video(tmp_path_factory.mktemp("media") / "face.mp4", 240, 320, fps=10)

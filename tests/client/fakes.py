@@ -121,30 +121,14 @@ def ctx(store: MemoryStore, clock: FakeClock) -> Context:
     )
 
 
-class CopyRenderer:
-    """A renderer for client tests: the output is the driving video itself (fast, no decoding)."""
+def copy_renderer() -> Any:
+    """The renderer for client tests: the output is the driving video itself (fast, no
+    decoding)."""
+    from chanjing_avatar.render.base import VoiceInfo
+    from fake_renderer import FakeRenderer
 
-    name = "copy"
-
-    def voices(self):  # type: ignore[no-untyped-def]
-        from chanjing_avatar.render.base import VoiceInfo
-
-        return [
-            VoiceInfo(id="a" * 32, name="Xiaoyun", gender="female", lang="zh"),
-            VoiceInfo(id="b" * 32, name="Ethan", gender="male", lang="en"),
-            VoiceInfo(id="c" * 32, name="Mei", gender="female", lang="zh-TW"),
-        ]
-
-    def render(self, job, progress):  # type: ignore[no-untyped-def]
-        import shutil
-
-        from chanjing_avatar.render.base import RenderResult
-
-        progress(50)
-        shutil.copyfile(job.video_path, job.output_video)
-        job.output_preview.write_bytes(b"\xff\xd8\xff\xe0fakejpeg\xff\xd9")
-        progress(100)
-        return RenderResult(duration_ms=1000)
-
-    def audition(self, voice_id, out_path):  # type: ignore[no-untyped-def]
-        out_path.write_bytes(b"RIFF")
+    return FakeRenderer([
+        VoiceInfo(id="a" * 32, name="Xiaoyun", gender="female", lang="zh"),
+        VoiceInfo(id="b" * 32, name="Ethan", gender="male", lang="en"),
+        VoiceInfo(id="c" * 32, name="Mei", gender="female", lang="zh-TW"),
+    ], name="copy", steps=1, step_s=0.0)

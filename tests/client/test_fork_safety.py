@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from chanjing_avatar import ChanjingError, Client, RateLimit, RateLimits
+from media_maker import make_video
 
-from .fakes import CopyRenderer
-from .media import make_video
+from .fakes import copy_renderer
 
 sandbox = pytest.importorskip("chanjing_avatar.sandbox")
 VOICE = "a" * 32
@@ -29,7 +29,7 @@ _CLIENT: Client | None = None
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     cfg = sandbox.SandboxConfig(data_dir=tmp_path_factory.mktemp("sandbox"), admin=True,
-                                renderer=CopyRenderer(), rate_limit_scale=100,
+                                renderer=copy_renderer(), rate_limit_scale=100,
                                 file_sync_delay_s=0.05)
     with sandbox.Sandbox(cfg) as server:
         yield server
@@ -37,7 +37,7 @@ def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def task_ids(sb: Any, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    video = make_video(tmp_path_factory.mktemp("media") / "face.mp4")
+    video = make_video(tmp_path_factory.mktemp("media") / "face.mp4", 240, 320, fps=10)
     with Client(sb.app_id, sb.secret_key, base_url=sb.base_url,
                 credentials_dir=tmp_path_factory.mktemp("cred")) as c:
         file_id = c.files.upload(video, "lip_sync_video").id

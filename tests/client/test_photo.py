@@ -27,8 +27,7 @@ from chanjing_avatar import (
 )
 from chanjing_avatar._photo import GOP_FRAMES, speech_seconds, write_still_video
 from chanjing_avatar._wire import PHOTO_EXTENSIONS, SOURCE_EXTENSIONS, VIDEO_EXTENSIONS
-
-from .media import make_photo, make_wav
+from media_maker import make_photo, make_wav
 
 av = pytest.importorskip("av", reason="needs PyAV (pip install -e .[photo])")
 np = pytest.importorskip("numpy")

@@ -13,8 +13,7 @@ import pytest
 
 from chanjing_avatar import AsyncClient, Client, LipSyncRequest, MakeEvent
 from chanjing_avatar._wire import PATH_LIPSYNC_CREATE
-
-from .media import make_video
+from media_maker import make_video
 
 OPTIONS: dict[str, Any] = {"text": "你好", "voice_id": "a" * 32, "speed": 1.2, "pitch": 0.8,
                            "backway": 2, "drive_mode": "random", "model": 1, "volume": 50}

@@ -36,9 +36,9 @@ from chanjing_avatar import (
 )
 from chanjing_avatar._core._download import download_part_path
 from chanjing_avatar._core._probe import video_size
+from media_maker import make_video, make_wav
 
-from .fakes import CopyRenderer
-from .media import make_video, make_wav
+from .fakes import copy_renderer
 
 sandbox = pytest.importorskip("chanjing_avatar.sandbox")
 Sandbox, SandboxConfig = sandbox.Sandbox, sandbox.SandboxConfig
@@ -50,14 +50,15 @@ VOICE = "a" * 32
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("media")
-    return {"video": make_video(d / "face.mp4"), "audio": make_wav(d / "speech.wav")}
+    return {"video": make_video(d / "face.mp4", 240, 320, fps=10),
+            "audio": make_wav(d / "speech.wav")}
 
 
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # Many short-lived clients share this app: lift the server's limits (tested separately).
     cfg = SandboxConfig(data_dir=tmp_path_factory.mktemp("sandbox"), admin=True,
-                        renderer=CopyRenderer(), rate_limit_scale=100, **FAST)
+                        renderer=copy_renderer(), rate_limit_scale=100, **FAST)
     with Sandbox(cfg) as server:
         yield server
 
@@ -393,7 +394,7 @@ def test_bad_media_fails_content_check(client: Client, tmp_path: Path) -> None:
 
 
 def test_expired_upload_url_gets_a_new_one(tmp_path: Path, media: dict[str, Path]) -> None:
-    cfg = SandboxConfig(data_dir=tmp_path / "sb", admin=True, renderer=CopyRenderer(),
+    cfg = SandboxConfig(data_dir=tmp_path / "sb", admin=True, renderer=copy_renderer(),
                         upload_url_ttl_s=1, rate_limit_scale=100, **FAST)
     with Sandbox(cfg) as server:
         server.admin.add_fault("upload", "delay:2", times=1)  # the first PUT arrives too late
@@ -604,7 +605,7 @@ def test_threads_and_tasks_share_refreshes(sb: Any, admin: Any, tmp_path: Path) 
 
 def test_limiter_shared_by_threads_avoids_40001(tmp_path: Path) -> None:
     # Real (unscaled) windows: a loaded CI machine delays requests by tens of milliseconds.
-    cfg = SandboxConfig(data_dir=tmp_path / "sb", admin=True, renderer=CopyRenderer(), **FAST)
+    cfg = SandboxConfig(data_dir=tmp_path / "sb", admin=True, renderer=copy_renderer(), **FAST)
     with Sandbox(cfg) as server, _client(server, tmp_path, sleep=None) as c:
         errors: list[BaseException] = []
 
@@ -666,7 +667,7 @@ def test_eight_processes_share_one_credentials_file(tmp_path: Path) -> None:
     """Tokens rotate (short lifetime, and the admin invalidates them); no process fails."""
     import json
 
-    cfg = SandboxConfig(data_dir=tmp_path / "sb", admin=True, renderer=CopyRenderer(),
+    cfg = SandboxConfig(data_dir=tmp_path / "sb", admin=True, renderer=copy_renderer(),
                         rate_limits_enabled=False, token_ttl_s=302, **FAST)
     cred = tmp_path / "shared"
     worker = Path(__file__).with_name("token_worker.py")

@@ -21,8 +21,7 @@ from chanjing_avatar import Client, RateLimitError, RateLimits
 from chanjing_avatar._core._ratelimit import RateLimiter
 from chanjing_avatar._ratelimit_file import FileRateLimiter, state_path
 from chanjing_avatar._wire import RATE_LIMITS
-
-from .media import make_video
+from media_maker import make_video
 
 sandbox = pytest.importorskip("chanjing_avatar.sandbox", reason="needs the sandbox extra")
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,10 +30,10 @@ SCALE = 6.0  # 30 file-management requests per 10 s
 
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from .fakes import CopyRenderer
+    from .fakes import copy_renderer
 
     cfg = sandbox.SandboxConfig(data_dir=tmp_path_factory.mktemp("sandbox"), admin=True,
-                                renderer=CopyRenderer(), time_scale=SCALE,
+                                renderer=copy_renderer(), time_scale=SCALE,
                                 file_sync_delay_s=0.05)
     with sandbox.Sandbox(cfg) as server:
         yield server

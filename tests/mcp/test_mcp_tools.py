@@ -277,8 +277,11 @@ async def test_unknown_task_resource_is_an_error(client: mcp.Client, env: McpEnv
 # -- bad inputs ---------------------------------------------------------------------------------
 
 BAD_CREATES: list[tuple[dict[str, Any], str]] = [
-    ({"text": ""}, "text is empty"),
-    ({"text": "   "}, "text is empty"),
+    ({"text": ""}, "text: must not be empty; give what the person should say"),
+    ({"text": "   "}, "text: must not be empty"),
+    ({"voice_id": "  "}, "voice_id: required: a voice id; take one from list_voices"),
+    ({"text": None, "voice_id": None, "audio": "speech.wav", "speed": 1.5},
+     "speed only applies to text + voice_id"),
     ({"voice_id": "0" * 32}, "unknown voice '00000000000000000000000000000000'; see list_voices"),
     ({"speed": 3}, "speed"),
     ({"pitch": 0.1}, "pitch"),

@@ -89,3 +89,11 @@ def test_openapi_describes_every_endpoint(api: Api) -> None:
     assert {"video_file_id", "tts_config", "audio_file_id", "volume", "backway"} <= set(fields)
     params = {p["name"] for p in paths[_wire.PATH_CREATE_UPLOAD_URL]["get"]["parameters"]}
     assert {"service", "name", "access_token"} <= params
+    # Statuses and codes are described from the wire's enums, every value with its name.
+    schemas = doc["components"]["schemas"]
+    for model, field, enum in [("TaskDetail", "status", _wire.TaskStatus),
+                               ("FileDetailData", "status", _wire.FileStatus),
+                               ("TaskDetailAnswer", "code", _wire.Code)]:
+        described = schemas[model]["properties"][field]["description"]
+        for member in enum:
+            assert f"{member.value} {member.name.lower().replace('_', ' ')}" in described

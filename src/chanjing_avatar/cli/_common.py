@@ -10,8 +10,8 @@ import functools
 import inspect
 import os
 import sys
-from collections.abc import Callable, Collection, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Collection
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Concatenate, ParamSpec, TypeVar
@@ -318,18 +318,6 @@ def _stored_secrets(path: Path) -> list[str]:
     if not isinstance(data, dict):
         return []
     return [v for k in ("secret_key", "access_token") if isinstance(v := data.get(k), str)]
-
-
-@contextmanager
-def session(*, json_: bool = False, verbose: bool = False, local: bool = False,
-            base_url: str | None = None, credentials_dir: Path | None = None) -> Iterator[Session]:
-    """A session for a command that takes the shared options itself (prefer ``pass_session``)."""
-    options = root_options().merged(SessionOptions(json=json_, verbose=verbose, local=local,
-                                                   base_url=base_url,
-                                                   credentials_dir=credentials_dir))
-    with Session(options) as s:
-        route_library_logs(s.out)
-        yield s
 
 
 def read_text_arg(text: str | None, text_file: Path | None) -> str | None:

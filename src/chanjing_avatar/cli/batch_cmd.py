@@ -9,20 +9,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ._common import BaseUrlOpt, CredentialsDirOpt, JsonOpt, LocalOpt, VerboseOpt
+from ._common import Session, pass_session
 from ._errors import CliError, ExitCode
 
 if TYPE_CHECKING:
     from ..batch.manifest import Manifest
     from ..batch.runner import BatchProgress, BatchRunner
     from ._callbacks import Listen
-    from ._common import Session
 
 # asyncio, signal, shlex and the batch/callback packages load inside the command: ``--help``
 # must not pay for them.
 
 
+@pass_session()
 def batch(
+    s: Session,
     manifest: Annotated[
         Path,
         typer.Argument(help="CSV or JSONL, one video per row: id, video, text + voice or audio, "
@@ -62,18 +63,12 @@ def batch(
     live: Annotated[
         bool, typer.Option("--live/--no-live", help="Live display on a terminal.")
     ] = True,
-    local: LocalOpt = False,
-    base_url: BaseUrlOpt = None,
-    credentials_dir: CredentialsDirOpt = None,
-    json_: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Make one video per manifest row; re-run the same command to resume."""
     import asyncio
 
     from ..batch.manifest import ManifestError, load_manifest
     from ._callbacks import Listen
-    from ._common import session
 
     listen = Listen.from_options(callback_listen, None, callback_url)
 
@@ -90,14 +85,12 @@ def batch(
     picks = _resolutions(resolve or [], parsed)
     if callback_url and not callback_listen:
         typer.echo("note: --callback-url without --callback-listen: polling as usual", err=True)
-    with session(json_=json_, verbose=verbose, local=local, base_url=base_url,
-                 credentials_dir=credentials_dir) as s:
-        code = asyncio.run(
-            _run(s, parsed, outdir, retry_failed=retry_failed, picks=picks,
-                 callback_url=callback_url, listen=listen,
-                 poll_interval=poll_interval, settle=settle, live=live,
-                 argv=sys.argv)
-        )
+    code = asyncio.run(
+        _run(s, parsed, outdir, retry_failed=retry_failed, picks=picks,
+             callback_url=callback_url, listen=listen,
+             poll_interval=poll_interval, settle=settle, live=live,
+             argv=sys.argv)
+    )
     if code:
         raise typer.Exit(code)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import BaseUrlOpt, CredentialsDirOpt, LocalOpt, VerboseOpt
+from ._common import Session, pass_session
 from ._errors import CliError, ExitCode
 
 ENV_STATE_DIR = "CHANJING_MCP_STATE_DIR"
@@ -23,7 +23,9 @@ def state_dir_default() -> Path:
     return Path(base) / "chanjing-avatar" / "mcp"
 
 
+@pass_session(exclude=("json_",))
 def mcp(
+    s: Session,
     http: Annotated[bool, typer.Option(
         "--http", help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio.")] = False,
     host: Annotated[str, typer.Option(
@@ -41,10 +43,6 @@ def mcp(
         "--settle", min=0.0,
         help="Seconds after sending during which a create whose answer was lost may still "
              "land; after it the task list settles the outcome.")] = 60.0,
-    local: LocalOpt = False,
-    base_url: BaseUrlOpt = None,
-    credentials_dir: CredentialsDirOpt = None,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Serve the lip-sync tools to MCP clients (agents) until the client leaves or Ctrl-C."""
     if http:
@@ -59,42 +57,39 @@ def mcp(
             "pip install 'chanjing-avatar[mcp]' (or run scripts/setup)",
             ExitCode.USAGE,
         ) from None
-    from ._common import session
     from ._errors import describe
     from ._local import local_data_dir
 
-    with session(verbose=verbose, local=local, base_url=base_url,
-                 credentials_dir=credentials_dir) as s:
-        if local:
-            s.sandbox()  # started now, not inside the first call
-        options = ServerOptions(
-            client_factory=s.async_client,
-            state_dir=state_dir or state_dir_default(),
-            download_dir=(download_dir or Path.cwd()).resolve(),
-            describe=lambda exc: describe(exc).message,
-            settle=settle,
-            # The embedded sandbox shares this machine's clock.
-            clock_offset=(-2.0, 2.0) if local else (-10.0, 10.0),
-            account=f"local:{local_data_dir()}" if local else None,
-        )
-        app = build_server(options)
-        if http:
-            where = f"http://{host}:{port}/mcp"
-            if host not in ("127.0.0.1", "localhost", "::1"):
-                s.out.warn(f"{where} is reachable from other machines and has no "
-                           "authentication: anyone who reaches it can spend this account")
-            s.out.note(f"serving MCP on {where}")
+    if s.local:
+        s.sandbox()  # started now, not inside the first call
+    options = ServerOptions(
+        client_factory=s.async_client,
+        state_dir=state_dir or state_dir_default(),
+        download_dir=(download_dir or Path.cwd()).resolve(),
+        describe=lambda exc: describe(exc).message,
+        settle=settle,
+        # The embedded sandbox shares this machine's clock.
+        clock_offset=(-2.0, 2.0) if s.local else (-10.0, 10.0),
+        account=f"local:{local_data_dir()}" if s.local else None,
+    )
+    app = build_server(options)
+    if http:
+        where = f"http://{host}:{port}/mcp"
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            s.out.warn(f"{where} is reachable from other machines and has no "
+                       "authentication: anyone who reaches it can spend this account")
+        s.out.note(f"serving MCP on {where}")
 
-        async def serve() -> None:
-            try:
-                if http:
-                    await app.run_streamable_http_async(host=host, port=port)
-                else:
-                    await app.run_stdio_async()
-            finally:
-                await close_server(app)
+    async def serve() -> None:
+        try:
+            if http:
+                await app.run_streamable_http_async(host=host, port=port)
+            else:
+                await app.run_stdio_async()
+        finally:
+            await close_server(app)
 
-        anyio.run(serve)
+    anyio.run(serve)
 
 
 def _check_listen(host: str, port: int) -> None:

@@ -25,6 +25,8 @@ from pydantic import BaseModel, Field, ValidationError
 from chanjing_avatar import (
     ContentRejectedError,
     FileUnavailableError,
+    InvalidRequestError,
+    LipSyncRequest,
     Task,
     TaskFailedError,
     WaitTimeoutError,
@@ -60,6 +62,24 @@ MAX_WAIT_S = 120.0
 
 class InputError(ValueError):
     """A bad argument found before any request; the message says what to fix."""
+
+
+# A request's field -> the tool argument that sets it, and what to do about it.
+_TOOL_ARGS = {"tts_config.text": "text", "tts_config.speed": "speed", "tts_config.pitch": "pitch",
+              "tts_config.audio_man_id": "voice_id"}
+_TOOL_HINTS = {"voice_id": "take one from list_voices", "text": "give what the person should say"}
+
+
+def _tool_error(e: InvalidRequestError, *, both: bool) -> str:
+    """LipSyncRequest's refusal in the tool's terms: the argument to fix, and how."""
+    field = e.field or ""
+    if field == "text" and not e.msg.startswith("text"):  # text and audio: one or the other
+        return ("give either text + voice_id or audio, not both" if both
+                else "give text and voice_id (from list_voices), or audio")
+    arg = _TOOL_ARGS.get(field, field)
+    reason = re.sub(r"^[\w.]+: ", "", e.msg)  # the wire's field name, replaced by the argument
+    hint = _TOOL_HINTS.get(arg) if "empty" in reason or "required" in reason else None
+    return f"{arg}: {reason}" + (f"; {hint}" if hint else "")
 
 
 def _plain_message(exc: BaseException) -> str:
@@ -366,19 +386,18 @@ def build_server(options: ServerOptions) -> MCPServer[Any]:
         video: str, text: str | None, voice_id: str | None, audio: str | None,
         options: dict[str, Any],
     ) -> CreateRequest:
-        """The create's parameters, checked before anything is uploaded or paid."""
-        if audio is not None and (text is not None or voice_id is not None):
-            raise InputError("give either text + voice_id or audio, not both")
-        if audio is None:
-            if text is None or voice_id is None:
-                raise InputError("give text and voice_id (from list_voices), or audio")
-            if not text.strip():
-                raise InputError("text is empty: give what the person should say")
-            if len(text) >= 4000:
-                raise InputError("text must be shorter than 4000 characters")
-            if not voice_id.strip():
-                raise InputError("voice_id is empty: take one from list_voices")
-        else:
+        """The create's parameters, checked (by LipSyncRequest's rules) before anything is
+        uploaded or paid."""
+        options = {k: v for k, v in options.items() if v is not None}
+        try:
+            LipSyncRequest(video=where(video), text=text, voice_id=voice_id,
+                           audio=where(audio) if audio is not None else None,
+                           **options).check_before_upload()
+        except InvalidRequestError as e:
+            raise InputError(_tool_error(e, both=text is not None and audio is not None)) from None
+        if audio is not None:
+            # The create ignores speech settings with an audio; a tool call that sets them
+            # has mistaken the mode.
             for name in ("speed", "pitch"):
                 if options.get(name, 1.0) != 1.0:
                     raise InputError(f"{name} only applies to text + voice_id")
@@ -387,15 +406,21 @@ def build_server(options: ServerOptions) -> MCPServer[Any]:
         audio_ref = media(audio, "audio", AUDIO_SERVICE) if audio is not None else None
         return CreateRequest(
             video=video_ref, text=text, voice_id=voice_id.strip() if voice_id else None,
-            audio=audio_ref, options={k: v for k, v in options.items() if v is not None},
+            audio=audio_ref, options=options,
         )
 
-    def media(value: str, what: str, service: Service) -> Any:
+    def looks_local(value: str) -> bool:
+        return "/" in value or "\\" in value or file_extension(value) != ""
+
+    def where(value: str) -> str | Path:
+        """A local file (a path, or a name that exists here) or else a file id."""
         path = runtime.path(value)
-        looks_local = "/" in value or "\\" in value or file_extension(value) != ""
-        if looks_local or path.exists():
+        return path if looks_local(value) or path.exists() else value
+
+    def media(value: str, what: str, service: Service) -> Any:
+        if isinstance(where(value), Path):
             local_file(value, what, service)
-        return _media_ref(str(path) if looks_local else value, service)
+        return _media_ref(str(runtime.path(value)) if looks_local(value) else value, service)
 
     def key_of(value: str | None) -> str:
         if value is None:

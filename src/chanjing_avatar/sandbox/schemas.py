@@ -6,9 +6,18 @@ these models only document what is accepted and answered.
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+
+from .._wire import TEXT_MAX_CHARS, Code, FileStatus, TaskStatus
+
+
+def _values(enum: type[IntEnum]) -> str:
+    """``0 queued, 10 generating, ... (TaskStatus)``: the numbers and names of one enum."""
+    members = ", ".join(f"{m.value} {m.name.lower().replace('_', ' ')}" for m in enum)
+    return f"{members} ({enum.__name__})"
 
 
 class TokenRequest(BaseModel):
@@ -20,7 +29,7 @@ class TtsConfig(BaseModel):
     text: (
         Annotated[str, Field(min_length=1, max_length=3999)]
         | Annotated[list[str], Field(min_length=1)]
-    ) = Field(description="string or array of strings; < 4000 characters in all")
+    ) = Field(description=f"string or array of strings; < {TEXT_MAX_CHARS} characters in all")
     audio_man_id: str = Field(min_length=1, description="a voice id from list_common_audio")
     speed: float = Field(1, ge=0.5, le=2)
     pitch: float = Field(1, ge=0.5, le=2)
@@ -47,7 +56,7 @@ class ListRequest(BaseModel):
 
 class Envelope(BaseModel):
     trace_id: str = Field(pattern="^[0-9a-f]{32}$")
-    code: int
+    code: int = Field(description=_values(Code))
     msg: str
     data: Any = None
 
@@ -72,13 +81,13 @@ class FileDetailData(BaseModel):
     bytes: int
     create_time: int
     file_path: str
-    status: int = Field(description="0 processing, 1 ready, 98 check failed (FileStatus)")
+    status: int = Field(description=_values(FileStatus))
     msg: str
 
 
 class TaskDetail(BaseModel):
     id: str
-    status: int = Field(description="0 queued, 10 generating, 20 succeeded, 30 failed (TaskStatus)")
+    status: int = Field(description=_values(TaskStatus))
     progress: int
     msg: str
     video_url: str
