@@ -28,14 +28,24 @@ ROOT = Path(__file__).resolve().parents[2]
 SCALE = 6.0  # 30 file-management requests per 10 s
 
 
-@pytest.fixture(scope="module")
-def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def _sandbox(data_dir: Path) -> Any:
     from .fakes import copy_renderer
 
-    cfg = sandbox.SandboxConfig(data_dir=tmp_path_factory.mktemp("sandbox"), admin=True,
-                                renderer=copy_renderer(), time_scale=SCALE,
-                                file_sync_delay_s=0.05)
-    with sandbox.Sandbox(cfg) as server:
+    return sandbox.Sandbox(sandbox.SandboxConfig(
+        data_dir=data_dir, admin=True, renderer=copy_renderer(), time_scale=SCALE,
+        file_sync_delay_s=0.05))
+
+
+@pytest.fixture(scope="module")
+def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with _sandbox(tmp_path_factory.mktemp("sandbox")) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A sandbox of its own: its rate windows start empty, whatever ran before."""
+    with _sandbox(tmp_path_factory.mktemp("sandbox")) as server:
         yield server
 
 
@@ -100,8 +110,12 @@ def test_a_read_only_folder_falls_back(sb: Any, tmp_path: Path) -> None:
         subprocess.run(["umount", str(cred)], check=True)
 
 
-def test_40001_on_uploads_is_retried_until_the_window_rolls(sb: Any, tmp_path: Path) -> None:
-    """More 40001s than max_retries, on the upload address and on the PUT: still uploaded."""
+def test_40001_on_uploads_is_retried_until_the_window_rolls(
+    fresh_sb: Any, tmp_path: Path
+) -> None:
+    """More 40001s than max_retries, on the upload address and on the PUT: still uploaded.
+    (The client's sleeps are recorded, not slept: only a sandbox of its own has room.)"""
+    sb = fresh_sb
     video = make_video(tmp_path / "face.mp4", 64, 64, seconds=0.2)
     sleeps: list[float] = []
     sb.admin.clear_faults()
