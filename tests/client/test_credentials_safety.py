@@ -244,13 +244,13 @@ def test_a_vendor_script_rewriting_the_token_in_place_never_reaches_callers(
                           str(start_at)], stdout=subprocess.PIPE, text=True)
         for _ in range(3)
     ]
-    # Several scripts at once, as agents run them, each taking a new token every 50 ms: a new
+    # Several scripts at once, as agents run them, each taking a new token every 0.2 s: a new
     # token kills the one before, so the clients' tokens keep dying under them. (With no pause at
     # all a token dies before any request can use it, and no bounded number of retries wins.)
     vendors = [
         subprocess.Popen(
             [sys.executable, str(HERE / "vendor_writer.py"), *args,
-             str(cred / "credentials.json"), "2", str(start_at), "0.05"],
+             str(cred / "credentials.json"), "2", str(start_at), "0.2"],
             stdout=subprocess.PIPE, text=True,
         )
         for _ in range(3)
