@@ -14,6 +14,7 @@ from media_maker import make_video, make_wav
 
 if TYPE_CHECKING:
     from chanjing_avatar.sandbox import Sandbox, SandboxConfig
+    from scale.services import Postgres, SeaweedS3
 
 SandboxFactory = Callable[..., "Sandbox"]
 
@@ -74,6 +75,34 @@ def sandbox_factory(tmp_path: Path) -> Iterator[SandboxFactory]:
 def sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
     """A running embedded sandbox (see ``sandbox_config`` for its test settings)."""
     return sandbox_factory()
+
+
+# One PostgreSQL and one SeaweedFS (S3) for the session, started on first use (tests/scale and
+# the contract tests' deployment target); a machine that cannot give one skips with the reason.
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    from scale.services import Postgres, why_not_postgres
+
+    reason = why_not_postgres()
+    if reason:
+        pytest.skip(reason)
+    server = Postgres.create()
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[SeaweedS3]:
+    from scale.services import SeaweedS3, why_not_seaweedfs
+
+    reason = why_not_seaweedfs()
+    if reason:
+        pytest.skip(reason)
+    server = SeaweedS3.create()
+    server.start()
+    yield server
+    server.destroy()
 
 
 @pytest.fixture(scope="session")

@@ -120,3 +120,12 @@ def tts_body(
         "tts_config": {"text": text, "audio_man_id": voice, "speed": 1, "pitch": 1},
         **extra,
     }
+
+
+def assert_store_error(answer: httpx.Response, code: str, target: str) -> None:
+    """A refusal in the object store's XML: 403 and ``code`` from the embedded store; a real S3
+    store (a deployment's) has its own codes, and answers a malformed signed query with 400."""
+    if target == "embedded":
+        assert answer.status_code == 403 and f"<Code>{code}</Code>" in answer.text, answer.text
+    else:
+        assert answer.status_code in (400, 403) and "<Error><Code>" in answer.text, answer.text

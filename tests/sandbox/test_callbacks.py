@@ -41,7 +41,7 @@ def test_callback_carries_the_detail_envelope(
 
 
 def test_failed_deliveries_are_retried_with_backoff(
-    api: Api, tiny_video: Path, receiver: Receiver
+    api: Api, tiny_video: Path, receiver: Receiver, sandbox_target: str
 ) -> None:
     receiver.fail_first = 2
     video = api.ready_file("lip_sync_video", tiny_video)
@@ -52,6 +52,8 @@ def test_failed_deliveries_are_retried_with_backoff(
     assert gaps[0] >= 0.04 and gaps[1] >= 0.09, gaps
     time.sleep(0.3)
     assert len(receiver.bodies) == 3
+    if sandbox_target == "deployment":
+        return  # workers send callbacks there; the admin stats count the API replicas' answers
     outcomes = api.sb.admin.stats()["responses"]["callback"]
     assert outcomes == {"http_500": 2, "http_200": 1}
 

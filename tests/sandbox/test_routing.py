@@ -123,15 +123,16 @@ def test_repeated_slashes_are_merged_like_the_gateway(api: Api, tiny_video: Path
 
 def test_full_path_serves_the_uploaded_bytes(api: Api, tiny_video: Path) -> None:
     info = api.upload_url("lip_sync_video", "clip.mp4")
-    before = httpx.get(info["full_path"])
+    # (a deployment answers a redirect to the object store: HTTP clients follow it)
+    before = httpx.get(info["full_path"], follow_redirects=True)
     assert before.status_code == 404 and b"<Code>NoSuchKey</Code>" in before.content
     data = tiny_video.read_bytes()
     put = httpx.put(info["sign_url"], content=data, headers={"Content-Type": info["mime_type"]})
     assert put.status_code == 200
-    after = httpx.get(info["full_path"])
+    after = httpx.get(info["full_path"], follow_redirects=True)
     assert after.status_code == 200 and after.content == data
     assert after.headers["content-type"] == "video/mp4"
-    part = httpx.get(info["full_path"], headers={"Range": "bytes=0-9"})
+    part = httpx.get(info["full_path"], headers={"Range": "bytes=0-9"}, follow_redirects=True)
     assert part.status_code == 206 and part.content == data[:10]
     assert httpx.get(f"{api.sb.base_url}/upload/{'0' * 32}").status_code == 404
     assert httpx.get(f"{api.sb.base_url}/upload/..%2Fsandbox.db").status_code == 404

@@ -557,7 +557,8 @@ def test_sdk_and_comfyui_flow(
         # full_path is the public URL of the upload (the ComfyUI voice clone hands it on).
         for result, source in ((video_result, tiny_video), (audio_result, audio)):
             assert result["url"]
-            assert httpx.get(result["url"]).content == source.read_bytes()
+            got = httpx.get(result["url"], follow_redirects=True)  # (the SDK's requests follows)
+            assert got.content == source.read_bytes()
         # Another process takes a new token: the SDK's next call meets 10400 and recovers.
         sandbox.admin.invalidate_tokens()
 

@@ -52,7 +52,8 @@ def test_downloads_support_range(api: Api, tiny_video: Path) -> None:
     assert part.headers["content-range"] == f"bytes 100-199/{len(whole)}"
     tail = httpx.get(data["video_url"], headers={"Range": "bytes=-10"})
     assert tail.content == whole[-10:]
-    assert httpx.head(data["video_url"]).headers["content-length"] == str(len(whole))
+    if "X-Amz-Signature" not in data["video_url"]:  # a presigned GET is for GET alone
+        assert httpx.head(data["video_url"]).headers["content-length"] == str(len(whole))
     bad = httpx.get(data["video_url"], headers={"Range": f"bytes={len(whole) + 5}-"})
     assert bad.status_code == 416
     for name in ("0" * 32 + ".mp4", f"{data['id']}.exe", "x", "..%2f..%2fsandbox.db"):

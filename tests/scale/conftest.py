@@ -1,12 +1,12 @@
-"""Fixtures of the shared-backend tests: one PostgreSQL and one SeaweedFS (S3) for the session,
-a fresh database and bucket per test, and deployments of API replicas and workers as processes.
+"""Fixtures of the shared-backend tests: a fresh database and bucket per test (on the session's
+PostgreSQL and SeaweedFS, tests/conftest.py), and deployments of API replicas and workers as
+processes.
 
 Tests skip, with the reason printed in the summary, when the machine cannot give a server.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -14,9 +14,8 @@ from typing import ClassVar
 import pytest
 
 from .deploy import Deployment
-from .services import Postgres, SeaweedS3, why_not_postgres, why_not_seaweedfs
+from .services import Postgres, SeaweedS3, unique_name
 
-_names = itertools.count()
 _HERE = Path(__file__).parent
 
 
@@ -37,45 +36,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.scale)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    reason = why_not_postgres()
-    if reason:
-        pytest.skip(reason)
-    server = Postgres.create()
-    server.start()
-    yield server
-    server.destroy()
-
-
-@pytest.fixture(scope="session")
-def s3() -> Iterator[SeaweedS3]:
-    reason = why_not_seaweedfs()
-    if reason:
-        pytest.skip(reason)
-    server = SeaweedS3.create()
-    server.start()
-    yield server
-    server.destroy()
-
-
-def fresh_database(server: Postgres) -> str:
-    import psycopg
-
-    name = f"t{next(_names)}"
-    with psycopg.connect(server.url(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}".encode())
-    return server.url(name)
-
-
 @pytest.fixture
 def pg_url(postgres: Postgres) -> str:
-    return fresh_database(postgres)
+    return postgres.fresh_database()
 
 
 @pytest.fixture
 def bucket(s3: SeaweedS3) -> str:
-    return s3.make_bucket(f"b{next(_names)}-test")
+    return s3.make_bucket(unique_name("b") + "-test")
 
 
 @pytest.fixture(autouse=True)
@@ -100,9 +68,9 @@ def deployment_factory(
 
         @classmethod
         def fresh(cls, **options: object) -> Deployment:
-            bucket = s3.make_bucket(f"b{next(_names)}-test")
+            bucket = s3.make_bucket(unique_name("b") + "-test")
             deployment = cls(
-                store_url=fresh_database(postgres),
+                store_url=postgres.fresh_database(),
                 blobs_url=f"s3://{bucket}/media",
                 s3=s3,
                 folder=tmp_path_factory.mktemp("deploy"),

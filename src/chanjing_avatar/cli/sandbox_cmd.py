@@ -140,6 +140,20 @@ def serve(
             "(refused by default, so that tenants cannot reach this host's networks)."
         ),
     ] = False,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            help="The admin endpoints' token (or env CHANJING_SANDBOX_ADMIN_TOKEN; default: "
+            "made up at each start). Give every replica of a deployment the same one.",
+            envvar="CHANJING_SANDBOX_ADMIN_TOKEN",
+        ),
+    ] = None,
+    token_ttl: Annotated[
+        float | None, typer.Option(help="Seconds an access_token lasts (default: a day).")
+    ] = None,
+    upload_url_ttl: Annotated[
+        float | None, typer.Option(help="Seconds an upload URL lasts (default: as the API).")
+    ] = None,
     fault: Annotated[
         list[str] | None,
         typer.Option(
@@ -190,7 +204,10 @@ def serve(
         rate_limits_enabled=rate_limits,
         rate_limit_scale=rate_limit_scale,
         admin=admin,
+        admin_token=admin_token,
         admin_remote=admin_remote,
+        **({} if token_ttl is None else {"token_ttl_s": token_ttl}),
+        **({} if upload_url_ttl is None else {"upload_url_ttl_s": upload_url_ttl}),
         callback_allow_private=allow_private_callbacks,
         faults_enabled=bool(rules),
         faults=rules,
