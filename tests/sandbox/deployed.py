@@ -215,6 +215,9 @@ class Running:
     def replicas(self) -> list[str]:
         return [p.url for p in self.deployment.apis()]
 
+    def replicas_hostports(self) -> list[str]:
+        return [u.removeprefix("http://") for u in self.replicas()]
+
 
 @dataclass
 class DeployedSandbox:
@@ -225,6 +228,10 @@ class DeployedSandbox:
     secret_key: str
     apps: set[str] = field(default_factory=set)
     _admin: DeploymentAdmin | None = None
+    _first_request: int = 0
+
+    def __post_init__(self) -> None:
+        self._first_request = len(self.running.balancer.answered())
 
     @property
     def base_url(self) -> str:
@@ -245,11 +252,16 @@ class DeployedSandbox:
         return self._admin
 
     def replicas_used(self) -> set[str]:
-        return self.running.balancer.upstreams_used()
+        """The replicas that answered this sandbox's requests."""
+        return set(self.running.balancer.answered()[self._first_request :])
 
     def stop(self) -> None:
+        """End of the test: its requests went to every replica in turn."""
         if self._admin is not None:
             self._admin.close()
+        answered = self.running.balancer.answered()[self._first_request :]
+        if len(answered) >= 2:
+            assert self.replicas_used() == set(self.running.replicas_hostports()), answered
 
     def __getattr__(self, name: str) -> NoReturn:
         _skip(f"sb.{name} is the embedded server's in-process state")
@@ -299,9 +311,10 @@ class Deployments:
         deployment.api_args = (*public, *api_flags)
         deployment.worker_args = worker_flags
         deployment.start(apis=2, workers=2)  # (later flags win: --no-admin, --no-allow-...)
-        balancer.upstreams = [p.url.removeprefix("http://") for p in deployment.apis()]
+        running = Running(deployment, balancer, admin_on)
+        balancer.upstreams = running.replicas_hostports()
         balancer.start()
-        return Running(deployment, balancer, admin_on)
+        return running
 
     def close(self) -> None:
         for running in self._running.values():

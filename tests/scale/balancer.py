@@ -94,11 +94,14 @@ class Balancer:
         wait_port("127.0.0.1", self.port, 20, self.proc)
         return self
 
-    def upstreams_used(self) -> set[str]:
-        """The replicas that answered requests so far (from nginx's access log)."""
+    def answered(self) -> list[str]:
+        """The replica (host:port) that answered each request so far, in order (nginx's log)."""
         log = self.folder / "access.log"
         lines = log.read_text().splitlines() if log.exists() else []
-        return {line.split()[0] for line in lines if line and line[0] != "-"}
+        return [line.split()[0] for line in lines if line and line[0] != "-"]
+
+    def upstreams_used(self) -> set[str]:
+        return set(self.answered())
 
     def stop(self) -> None:
         if self.proc is not None:
