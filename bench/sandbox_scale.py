@@ -1,19 +1,23 @@
 """Shared-sandbox benchmark: a render farm's scaling, detail throughput per API replica, memory.
 
     .venv/bin/python bench/sandbox_scale.py [--workers 1,2,4,8] [--task-seconds 8]
-        [--tasks-per-worker 4] [--seconds 8] [--concurrency 16] [--big-gib 1] [--skip ...]
+        [--tasks-per-worker 4] [--seconds 8] [--concurrency 16] [--generator auto]
+        [--big-gib 1] [--skip farm,detail,memory]
 
 Needs root, PostgreSQL 15 and SeaweedFS (``scripts/setup --dev``), as tests/scale does; every
-component runs as its own process on loopback.
+component runs as its own process on loopback. Run it on an idle machine: the figures are rates.
 
 1. Render farm: tasks of fixed wall-clock cost (the pacing sleeps, so 2 cores do not cap it) on
    1, 2, 4, 8 worker processes (``--concurrency 1`` each); finished tasks per minute, and the ratio
    to N x the one-worker rate (goal >= 0.9).
-2. Detail requests/s with 1 and 2 API replicas on PostgreSQL, from a load generator in its own
-   process, next to the embedded SQLite server in the same run; p50/p99 for each.
+2. Detail requests/s with 1 and 2 API replicas on PostgreSQL, next to the embedded SQLite server
+   in the same run, p50/p99 for each. The load comes from Debian's ``wrk`` in its own process
+   (installed with apt-get when root and missing; its Lua script sends the token and spreads its
+   threads over the replicas, and counts every answer that is not code 0). Without wrk, a Python
+   generator in its own process, saying why.
 3. Peak RSS of an API replica and a worker while a 1 GiB video goes upload -> probe -> render ->
-   result (the video is a tiny clip followed by a 1 GiB ``free`` box: valid, and cheap to render,
-   so the bytes moved are the 1 GiB and not the renderer's work).
+   result. The video is real: 720p H.264 at ~220 Mbit/s (noise frames, which x264 cannot
+   compress), ~40 s, made once into ~/.cache/chanjing-avatar/bench (a few tens of seconds).
 """
 
 from __future__ import annotations
@@ -22,14 +26,19 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 
@@ -39,6 +48,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from sandbox_throughput import rss_kib, server, tiny_video  # noqa: E402
 
 from chanjing_avatar import _wire  # noqa: E402
+from sandbox.api import Api  # noqa: E402
 from scale.deploy import DeployedApi, Deployment, audio_body  # noqa: E402
 from scale.services import (  # noqa: E402
     Postgres,
@@ -95,7 +105,7 @@ class Farm:
         self.pg.destroy()
 
 
-def ready_inputs(api: DeployedApi, folder: Path) -> tuple[str, str]:
+def ready_inputs(api: Api, folder: Path) -> tuple[str, str]:
     video = api.ready_file("lip_sync_video", tiny_video(folder / "v.mp4"), "v.mp4")
     audio = api.ready_file("lip_sync_audio", tiny_wav(folder / "a.wav"), "a.wav")
     return video, audio
@@ -164,7 +174,7 @@ def _hammer(
     return asyncio.run(run())
 
 
-def load(
+def load_python(
     bases: list[str], token: str, task_id: str, seconds: float, concurrency: int
 ) -> dict[str, float]:
     ctx = multiprocessing.get_context("spawn")
@@ -178,50 +188,117 @@ def load(
     }
 
 
-def bench_detail(farm: Farm, seconds: float, concurrency: int) -> dict[str, dict[str, float]]:
+def find_wrk() -> tuple[str | None, str]:
+    """wrk's path, or None and why not. Debian's package is installed when root and missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found, ""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return None, "wrk is not installed (apt-get install wrk, as root)"
+    print("installing Debian's wrk (apt-get install -y wrk)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"]
+    done = subprocess.run(install, env=env, capture_output=True, text=True)
+    if done.returncode != 0:  # perhaps a stale package list
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+        done = subprocess.run(install, env=env, capture_output=True, text=True)
+    found = shutil.which("wrk")
+    if found:
+        return found, ""
+    return None, f"apt-get install wrk failed: {done.stderr.strip()[-300:]}"
+
+
+# Every thread sends detail requests with the token to one replica (threads spread evenly over
+# the replicas); answers other than HTTP 200 with code 0 are counted; one RESULT line at the end.
+_WRK_SCRIPT = """
+local ports = {%(ports)s}
+local threads = {}
+function setup(thread)
+  thread.addr = wrk.lookup("%(host)s", tostring(ports[(#threads %% #ports) + 1]))[1]
+  table.insert(threads, thread)
+end
+wrk.method = "GET"
+wrk.path = "%(path)s"
+wrk.headers["%(header)s"] = "%(token)s"
+function init(args) bad = 0 end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"code":0,', 1, true) then bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  local bad = 0
+  for _, thread in ipairs(threads) do bad = bad + thread:get("bad") end
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, "bad": %%d, '
+    .. '"socket_errors": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), bad,
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def load_wrk(
+    wrk: str, bases: list[str], token: str, task_id: str, seconds: float, concurrency: int
+) -> dict[str, float]:
+    urls = [httpx.URL(base) for base in bases]
+    assert len({u.host for u in urls}) == 1, "one host, one port per replica"
+    threads = -(-2 // len(urls)) * len(urls)  # 2 on one server; as many on every replica
+    script = _WRK_SCRIPT % {
+        "ports": ", ".join(str(u.port) for u in urls),
+        "host": urls[0].host,
+        "path": f"{_wire.PATH_LIPSYNC_DETAIL}?id={task_id}",
+        "header": _wire.TOKEN_HEADER,
+        "token": token,  # in a private folder, not on wrk's command line (ps shows that)
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        lua = Path(tmp) / "detail.lua"
+        lua.write_text(script)
+
+        def run(duration: float) -> dict[str, float]:
+            command = [
+                wrk, "--threads", str(threads), "--connections", str(max(concurrency, threads)),
+                "--duration", f"{max(1, round(duration))}s", "--timeout", "10s", "--latency",
+                "--script", str(lua), bases[0],
+            ]  # fmt: skip
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+            result: dict[str, float] = json.loads(line.removeprefix("RESULT "))
+            return result
+
+        run(1.0)  # warm up
+        raw = run(seconds)
+    return {
+        "requests_per_s": raw["requests"] / (raw["duration_us"] / 1e6),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "not_code_0": raw["bad"],
+        "socket_errors": raw["socket_errors"],
+    }
+
+
+def bench_detail(
+    farm: Farm, seconds: float, concurrency: int, generator: str
+) -> dict[str, dict[str, float]]:
+    wrk, why_not = find_wrk() if generator != "python" else (None, "--generator python")
+    if wrk is None:
+        if generator == "wrk":
+            sys.exit(f"cannot run wrk: {why_not}")
+        print(f"load generator: Python (httpx, asyncio) in its own process: {why_not}")
+    else:
+        print(f"load generator: {wrk} in its own process")
+
+    def load(bases: list[str], token: str, task_id: str) -> dict[str, float]:
+        if wrk is not None:
+            return load_wrk(wrk, bases, token, task_id, seconds, concurrency)
+        return load_python(bases, token, task_id, seconds, concurrency)
+
     out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp) / "data") as (_proc, info):
-        http = httpx.Client(base_url=info["base_url"], timeout=60)
-        token = http.post(
-            _wire.PATH_ACCESS_TOKEN,
-            json={"app_id": info["app_id"], "secret_key": info["secret_key"]},
-        ).json()["data"]["access_token"]
-        headers = {_wire.TOKEN_HEADER: token}
-        info_up = http.get(
-            _wire.PATH_CREATE_UPLOAD_URL,
-            params={"service": "lip_sync_video", "name": "v.mp4"},
-            headers=headers,
-        ).json()["data"]
-        video = tiny_video(Path(tmp) / "v.mp4").read_bytes()
-        httpx.put(info_up["sign_url"], content=video, headers={"Content-Type": "video/mp4"})
-        while (
-            http.get(
-                _wire.PATH_FILE_DETAIL, params={"id": info_up["file_id"]}, headers=headers
-            ).json()["data"]["status"]
-            == 0
-        ):
-            time.sleep(0.05)
-        wav = tiny_wav(Path(tmp) / "a.wav").read_bytes()
-        a_up = http.get(
-            _wire.PATH_CREATE_UPLOAD_URL,
-            params={"service": "lip_sync_audio", "name": "a.wav"},
-            headers=headers,
-        ).json()["data"]
-        httpx.put(a_up["sign_url"], content=wav, headers={"Content-Type": a_up["mime_type"]})
-        while (
-            http.get(
-                _wire.PATH_FILE_DETAIL, params={"id": a_up["file_id"]}, headers=headers
-            ).json()["data"]["status"]
-            == 0
-        ):
-            time.sleep(0.05)
-        task_id = http.post(
-            _wire.PATH_LIPSYNC_CREATE,
-            json=audio_body(info_up["file_id"], a_up["file_id"]),
-            headers=headers,
-        ).json()["data"]
-        out["embedded (SQLite)"] = load([info["base_url"]], token, task_id, seconds, concurrency)
-        http.close()
+        api = Api(cast(Any, SimpleNamespace(**info)))
+        api.login()
+        task_id = api.create(audio_body(*ready_inputs(api, Path(tmp))))
+        out["embedded (SQLite)"] = load([info["base_url"]], api.token, task_id)
+        api.close()
     deployment = farm.deployment(api_args=("--no-rate-limits",))
     try:
         deployment.start(apis=2, workers=1)
@@ -229,31 +306,54 @@ def bench_detail(farm: Farm, seconds: float, concurrency: int) -> dict[str, dict
         api.login()
         task_id = api.create(audio_body(*ready_inputs(api, deployment.folder)))
         bases = [p.url for p in deployment.apis()]
-        out["1 replica (PostgreSQL)"] = load(bases[:1], api.token, task_id, seconds, concurrency)
-        out["2 replicas (PostgreSQL)"] = load(bases, api.token, task_id, seconds, concurrency)
+        out["1 replica (PostgreSQL)"] = load(bases[:1], api.token, task_id)
+        out["2 replicas (PostgreSQL)"] = load(bases, api.token, task_id)
         api.close()
     finally:
         deployment.stop_all()
     return out
 
 
-def big_video(path: Path, gib: float) -> Path:
-    """A tiny valid clip followed by a ``free`` box of ``gib`` GiB (streamed to disk)."""
-    tiny = tiny_video(path.with_name("tiny.mp4")).read_bytes()
-    size = int(gib * 1024 * MIB)
-    with path.open("wb") as out:
-        out.write(tiny)
-        out.write((size + 8).to_bytes(4, "big") if size + 8 < 2**32 else (1).to_bytes(4, "big"))
-        out.write(b"free")
-        if size + 8 >= 2**32:
-            out.write((size + 16).to_bytes(8, "big"))
-        block = b"\0" * MIB
-        for _ in range(size // MIB):
-            out.write(block)
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "chanjing-avatar" / "bench"
+
+
+def big_video(gib: float) -> Path:
+    """A real video of about ``gib`` GiB: 720p H.264, frames of shifting noise so that x264
+    cannot compress them (~1.1 MB each, ~220 Mbit/s). Made once, then kept in the cache."""
+    import av
+    import numpy as np
+
+    target = int(gib * 1024 * MIB)
+    path = cache_dir() / f"noise-720p-{target}.mp4"  # the recipe's version is its name
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    print(f"making {path} (once)")
+    rng = np.random.default_rng(0)
+    width, height, slack = 1280, 720, 64
+    noise = rng.integers(0, 256, (height + slack, width + slack, 3), dtype=np.uint8)
+    size = 0
+    with av.open(str(partial), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=Fraction(25))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "4"}
+        while size < target:
+            dy, dx = rng.integers(0, slack, 2)
+            frame = np.ascontiguousarray(noise[dy : dy + height, dx : dx + width])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                size += packet.size
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    os.replace(partial, path)
     return path
 
 
 def bench_memory(farm: Farm, gib: float) -> dict[str, float]:
+    video = big_video(gib)  # before the processes start: not part of what is measured
     deployment = farm.deployment(api_args=("--no-rate-limits",))
     try:
         deployment.start(apis=1, workers=1)
@@ -274,7 +374,6 @@ def bench_memory(farm: Farm, gib: float) -> dict[str, float]:
         api.login()
         started = time.perf_counter()
         try:
-            video = big_video(deployment.folder / "big.mp4", gib)
             video_id = api.upload("lip_sync_video", video, "big.mp4")
             assert api.wait_file(video_id, timeout=900)["status"] == 1
             audio_id = api.ready_file("lip_sync_audio", tiny_wav(deployment.folder / "a.wav"))
@@ -282,7 +381,6 @@ def bench_memory(farm: Farm, gib: float) -> dict[str, float]:
             done_task = api.wait_task(task_id, timeout=900)
             assert done_task["status"] == 20, done_task
             httpx.get(done_task["video_url"]).raise_for_status()
-            video.unlink()
         finally:
             done.set()
             sampler.join()
@@ -295,7 +393,7 @@ def bench_memory(farm: Farm, gib: float) -> dict[str, float]:
     finally:
         deployment.stop_all()
     return {
-        "gib": gib,
+        "gib": video.stat().st_size / (1024 * MIB),
         "seconds": elapsed,
         "api_rss_before_mib": base["api"] / 1024,
         "api_rss_peak_mib": max(peaks["api"], hwm["api"]) / 1024,
@@ -311,6 +409,10 @@ def main() -> None:
     parser.add_argument("--tasks-per-worker", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--generator", choices=("auto", "wrk", "python"), default="auto",
+        help="detail load: wrk (auto: when it is or can be installed) or the Python one",
+    )
     parser.add_argument("--big-gib", type=float, default=1.0)
     parser.add_argument("--skip", default="", help="comma list of: farm, detail, memory")
     args = parser.parse_args()
@@ -328,7 +430,8 @@ def main() -> None:
                     print(json.dumps(row))
             if "detail" not in skip:
                 print(f"detail requests ({args.concurrency} in flight, {args.seconds:.0f} s):")
-                for name, row in bench_detail(farm, args.seconds, args.concurrency).items():
+                rows = bench_detail(farm, args.seconds, args.concurrency, args.generator)
+                for name, row in rows.items():
                     print(json.dumps({"server": name, **row}))
             if "memory" not in skip:
                 print(f"peak RSS while {args.big_gib} GiB goes upload -> render -> result:")

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from chanjing_avatar import _wire
-from chanjing_avatar._wire import Code, TaskStatus
+from chanjing_avatar._wire import Code, FileStatus, TaskStatus
 from sandbox.api import envelope
 from sandbox.receiver import Receiver
 
@@ -137,5 +137,54 @@ def test_a_worker_refuses_a_private_callback_target(
         assert receiver.bodies == []
     finally:
         receiver.close()
+        api.close()
+        strict.stop_all()
+
+
+def _mp4_of_size(tiny: bytes, size: int) -> bytes:
+    """A valid mp4: the tiny clip followed by a ``free`` box filling it to ``size`` bytes."""
+    box = size - len(tiny)
+    return tiny + box.to_bytes(4, "big") + b"free" + b"\0" * (box - 8)
+
+
+def test_an_upload_over_the_limit_is_failed_and_deleted(
+    deployment_factory: type[Deployment], tiny_video: Path, tiny_audio: Path
+) -> None:
+    """The object store takes a presigned PUT of any size (the URL is made before the size is
+    known, as the real API's are): the file then fails its check with the embedded sandbox's
+    EntityTooLarge message, and its bytes are not kept."""
+    limit = 64 * 1024
+    option = ("--max-upload-bytes", str(limit))
+    strict = deployment_factory.fresh(api_args=option, worker_args=option).start(1, 1)
+    api = DeployedApi(strict)
+    bucket, _, prefix = strict.blobs_url.removeprefix("s3://").partition("/")
+    s3 = strict.s3.client()
+    try:
+        api.login()
+        tiny = tiny_video.read_bytes()
+        sizes = {"at": limit, "over": limit + 1}
+        infos = {k: api.upload_url("lip_sync_video", f"{k}.mp4") for k in sizes}
+        for name, size in sizes.items():
+            info = infos[name]
+            put = httpx.put(
+                info["sign_url"],
+                content=_mp4_of_size(tiny, size),
+                headers={"Content-Type": info["mime_type"]},
+            )
+            assert put.status_code == 200, put.text  # nothing refuses it on the way
+        assert api.wait_file(infos["at"]["file_id"])["status"] == FileStatus.READY
+        over = api.wait_file(infos["over"]["file_id"])
+        assert over["status"] == FileStatus.CHECK_FAILED, over
+        assert f"Your proposed upload exceeds {limit} bytes" in over["msg"], over
+        kept = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/uploads/").get("Contents", [])
+        names = [obj["Key"] for obj in kept]
+        assert any(infos["at"]["file_id"] in key for key in names)
+        assert not any(infos["over"]["file_id"] in key for key in names), names
+        gone = httpx.get(infos["over"]["full_path"], follow_redirects=True)
+        assert gone.status_code == 404
+        audio = api.ready_file("lip_sync_audio", tiny_audio)
+        refused = api.post(_wire.PATH_LIPSYNC_CREATE, audio_body(infos["over"]["file_id"], audio))
+        assert refused["code"] == Code.PARAM_ERROR and "unusable" in refused["msg"], refused
+    finally:
         api.close()
         strict.stop_all()

@@ -5,8 +5,10 @@ while, every process restarted."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,13 @@ import httpx
 import psycopg
 import pytest
 
-from chanjing_avatar import _wire
+from chanjing_avatar import Client, OutcomeUnknownError, _wire
 from chanjing_avatar._wire import Code
+from chanjing_avatar.sandbox.admin import SandboxAdmin
 from sandbox.receiver import Receiver
 
-from .deploy import DeployedApi, Deployment, audio_body, wait_for
-from .services import Postgres, SeaweedS3
+from .deploy import DeployedApi, Deployment, RoundRobin, audio_body, wait_for
+from .services import S3_SECRET, Postgres, SeaweedS3
 
 pytestmark = pytest.mark.slow
 LOST_AFTER = 3.0
@@ -114,11 +117,12 @@ def test_a_zombie_worker_cannot_publish_again(
 ) -> None:
     receiver = Receiver()
     zombie = farm.start_worker()
-    task_id = api.create(audio_body(*inputs, callback=receiver.url))
+    secret = "cb-secret-0123456789"
+    task_id = api.create(audio_body(*inputs, callback=f"{receiver.url}?token={secret}"))
     rendering(api, task_id)
     farm.kill(zombie, signal.SIGSTOP)  # frozen: it looks lost, then wakes up
     try:
-        farm.start_worker()
+        heir = farm.start_worker()
         done = api.wait_task(task_id, timeout=120)
         assert done["status"] == 20 and f"{task_id}-2.mp4" in done["video_url"]
         receiver.wait(1, timeout=20)
@@ -134,6 +138,13 @@ def test_a_zombie_worker_cannot_publish_again(
     assert (after["status"], after["progress"]) == (20, 100)
     assert f"{task_id}-2.mp4" in after["video_url"]
     assert len(receiver.bodies) == 1  # one callback, from the attempt that published
+    # Whichever of the two finished its job second says so in one line, without a traceback.
+    logs = lambda: [w.log.read_text() for w in (zombie, heir)]  # noqa: E731
+    wait_for(lambda: any("not recorded twice" in log for log in logs()), 30, "the late end")
+    assert not any("Traceback" in log for log in logs()), logs()
+    every_log = "".join(p.log.read_text() for p in farm.procs)
+    for leak in (secret, farm.secret_key, S3_SECRET, api.token, "X-Amz-Signature"):
+        assert leak not in every_log, leak
 
 
 def test_sigterm_hands_running_work_back(
@@ -165,6 +176,73 @@ def test_an_api_replica_killed_mid_traffic(farm: Deployment, api: DeployedApi) -
     assert answers[:10] == [0] * 10
     assert answers.count(-1) <= 1 and answers[-20:] == [0] * 20
     farm.start_api()  # back to two replicas for the next tests
+
+
+def test_an_api_replica_killed_mid_create_never_pays_twice(
+    farm: Deployment, api: DeployedApi, inputs: tuple[str, str], tmp_path: Path
+) -> None:
+    """The client library through a load balancer: the replica holding a create dies after the
+    task was inserted, before its answer left. The client does not send the create again; it
+    says the outcome is unknown, with what it needs to find the one task the server has."""
+    survivor, victim = farm.apis()[:2]
+    # The token request goes to the survivor, the create (the next request) to the victim.
+    balancer = RoundRobin([survivor.url, victim.url])
+    client = Client(
+        farm.app_id, farm.secret_key, base_url=victim.url, credentials_dir=tmp_path,
+        allow_http=True, transport=balancer,
+    )  # fmt: skip
+    admin = SandboxAdmin(victim.url, victim.info["admin_token"])
+    try:
+        client.auth.token()
+        before = task_ids(farm)
+        # The victim handles the create (the task and its job commit), then holds the answer.
+        admin.add_fault("lipsync_create", "delay_after:120", times=1)
+        outcome: list[object] = []
+
+        def create() -> None:
+            try:
+                outcome.append(client.lipsync.create(video_file_id=inputs[0],
+                                                     audio_file_id=inputs[1]))
+            except Exception as err:  # judged below
+                outcome.append(err)
+
+        creating = threading.Thread(target=create)
+        creating.start()
+        wait_for(lambda: task_ids(farm) - before, 60, "the task to be inserted")
+        assert creating.is_alive()  # held by the victim: its answer has not left
+        farm.kill(victim)
+        victim.popen.wait(10)
+        creating.join(60)
+        assert not creating.is_alive()
+        assert len(task_ids(farm) - before) == 1  # not created twice
+        [result] = outcome
+        print(f"the client said: {result!r}")
+        after = client.lipsync.list(page_size=100).items  # through the survivor
+        new = [t for t in after if t.id not in before]
+        assert len(new) == 1, new
+        if isinstance(result, OutcomeUnknownError):
+            # Enough to recover: the body sent and when; the task is found by both.
+            assert result.request["video_file_id"] == inputs[0]
+            assert result.request["audio_file_id"] == inputs[1]
+            created = new[0].create_time
+            assert created is not None and created >= result.sent_at - timedelta(seconds=1)
+        else:
+            assert result == new[0].id, result
+        farm.start_worker()
+        assert client.lipsync.wait(new[0].id, timeout=120).status == 20
+        assert client.lipsync.create(video_file_id=inputs[0], audio_file_id=inputs[1])
+        assert len(task_ids(farm) - before) == 2
+        # Every answer came from the survivor (the victim's one never left).
+        assert set(balancer.sent) == {survivor.url.removeprefix("http://")}
+    finally:
+        admin.close()
+        client.close()
+        farm.start_api()  # back to two replicas for the next tests
+
+
+def task_ids(farm: Deployment) -> set[str]:
+    with psycopg.connect(farm.store_url) as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM tasks")}
 
 
 def test_database_outage_answers_50000_then_everything_resumes(

@@ -69,6 +69,15 @@ S3PublicOption = Annotated[
     typer.Option(help="S3 endpoint put in presigned URLs, when clients reach it elsewhere."),
 ]
 
+MaxUploadOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Largest upload in bytes (default 8 GiB): serve refuses a larger PUT; with --blobs "
+        "the object store takes it, then a worker marks the file failed (98) and deletes it.",
+    ),
+]
+
 
 def _check_backends(store: str | None, blobs: str | None) -> None:
     from ..sandbox.backends import check_urls
@@ -167,6 +176,7 @@ def serve(
         str | None, typer.Option(help="Base of the URLs handed out, when behind a proxy.")
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request (no secrets).")] = False,
+    max_upload_bytes: MaxUploadOption = None,
     store: StoreOption = None,
     blobs: BlobsOption = None,
     s3_endpoint: S3EndpointOption = None,
@@ -214,6 +224,7 @@ def serve(
         fault_seed=fault_seed,
         public_url=public_url,
         access_log=access_log,
+        max_upload_bytes=max_upload_bytes or SandboxConfig.max_upload_bytes,
         store_url=store,
         blobs_url=blobs,
         s3_endpoint_url=s3_endpoint,
@@ -317,6 +328,7 @@ def worker(
             "(refused by default, as by serve)."
         ),
     ] = False,
+    max_upload_bytes: MaxUploadOption = None,
 ) -> None:
     """Run probe, render and callback jobs of a shared sandbox (needs --store)."""
     import logging
@@ -350,6 +362,7 @@ def worker(
         render_attempts=render_attempts,
         shutdown_grace_s=grace,
         callback_allow_private=allow_private_callbacks,
+        max_upload_bytes=max_upload_bytes or SandboxConfig.max_upload_bytes,
     )
     try:
         runner = SandboxWorker(config, concurrency)

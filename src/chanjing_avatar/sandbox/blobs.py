@@ -26,6 +26,11 @@ class BlobTooLarge(Exception):
     """The stream went past the allowed size; nothing was kept."""
 
 
+def too_large_message(limit: int) -> str:
+    """What an object store says of an upload over ``limit`` bytes (its ``EntityTooLarge``)."""
+    return f"Your proposed upload exceeds {limit} bytes"
+
+
 class BlobStore(Protocol):
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], max_bytes: int) -> int:
         """Store a stream under ``key`` (replacing it atomically); return its size."""

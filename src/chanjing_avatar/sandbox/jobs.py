@@ -19,6 +19,7 @@ from .._wire import (
     TaskStatus,
 )
 from ..render.base import AudioSpeech, RenderError, RenderJob, TtsSpeech
+from .blobs import too_large_message
 from .core import BLOB_KEYS, RENDER, SandboxCore
 from .envelope import envelope_body
 from .probing import probe_problem
@@ -40,8 +41,12 @@ def probe_file(core: SandboxCore, file_id: str) -> None:
     }
     kind = kinds.get(record.service)
     problem = None
-    if record.bytes > core.config.max_upload_bytes:  # a direct upload is not size-checked
-        problem = f"the file is larger than {core.config.max_upload_bytes} bytes"
+    limit = core.config.max_upload_bytes
+    if record.bytes > limit:
+        # A presigned PUT goes straight to the object store, which cannot know the limit (the
+        # URL is made before the size is known): refuse it now, and keep none of its bytes.
+        core.blobs.delete(record.blob_key)
+        problem = f"EntityTooLarge: {too_large_message(limit)}; the file was deleted"
     elif kind:
         with core.blobs.local_copy(record.blob_key) as local:
             problem = probe_problem(local, kind)

@@ -19,6 +19,8 @@ from typing import Any
 
 import procrastinate
 from procrastinate import exceptions as pexc
+from procrastinate import jobs as pjobs
+from procrastinate.manager import JobManager
 
 from .config import CallbackPolicy
 from .queue import Handler
@@ -35,6 +37,34 @@ class JobFailed(Exception):
     """Raised by a job that should run again later (Procrastinate's retry)."""
 
 
+# What procrastinate_finish_job_v1 raises for a job no longer running (see _Jobs).
+_NOT_RUNNING = 'Job was not found or not in "doing"'
+
+
+class _Jobs(JobManager):
+    """Procrastinate's job manager, but a job that ended elsewhere is one log line.
+
+    A worker taken for lost that finishes late finds its job queued again, run by another
+    worker, and deleted (or it is the first to finish, and the other worker finds it gone).
+    Nothing is lost (its task published nothing: jobs.py); Procrastinate would raise from a
+    background task, which asyncio logs with a full traceback.
+    """
+
+    async def finish_job(
+        self, job: pjobs.Job, status: pjobs.Status, delete_job: bool
+    ) -> None:
+        try:
+            await super().finish_job(job=job, status=status, delete_job=delete_job)
+        except pexc.ConnectorException as err:
+            if _NOT_RUNNING not in str(err.__cause__):
+                raise
+            log.warning(
+                "job %s %s ended here after another worker took it over: not recorded twice",
+                job.task_name,
+                job.id,
+            )
+
+
 class ProcrastinateQueue:
     def __init__(
         self, store: PostgresStore, url: str, callback_policy: CallbackPolicy | None = None
@@ -46,6 +76,7 @@ class ProcrastinateQueue:
         self.app = procrastinate.App(
             connector=procrastinate.PsycopgConnector(conninfo=url, kwargs={"connect_timeout": 5})
         )
+        self.app.job_manager = _Jobs(self.app.connector)
         self._deferrer = procrastinate.App(
             connector=procrastinate.SyncPsycopgConnector(conninfo=url)
         )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from .blobs import BlobTooLarge
+from .blobs import BlobTooLarge, too_large_message
 from .envelope import xml_error
 from .ids import is_id
 from .middleware import request_faults
@@ -63,16 +63,12 @@ async def upload(
     limit = core.config.max_upload_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        return xml_error(
-            400, "EntityTooLarge", f"Your proposed upload exceeds {limit} bytes", resource
-        )
+        return xml_error(400, "EntityTooLarge", too_large_message(limit), resource)
     blob_key = core.upload_blob_key(record)
     try:
         size = await core.blobs.put_stream(blob_key, request.stream(), limit)
     except BlobTooLarge:
-        return xml_error(
-            400, "EntityTooLarge", f"Your proposed upload exceeds {limit} bytes", resource
-        )
+        return xml_error(400, "EntityTooLarge", too_large_message(limit), resource)
     except ClientDisconnect:
         return xml_error(400, "IncompleteBody", "The request body ended early", resource)
     faults = request_faults(request.scope)
