@@ -12,6 +12,7 @@ import pytest
 
 from chanjing_avatar import _wire
 from chanjing_avatar._wire import Code, FileStatus, TaskStatus
+from chanjing_avatar.sandbox.admin import SandboxAdmin
 from sandbox.api import envelope
 from sandbox.receiver import Receiver
 
@@ -188,3 +189,24 @@ def test_an_upload_over_the_limit_is_failed_and_deleted(
     finally:
         api.close()
         strict.stop_all()
+
+
+def test_fault_rules_are_shared_by_the_replicas(deployed: Deployment, api: DeployedApi) -> None:
+    """A rule set through one replica fires for requests to any, and its count is global: a
+    ``times=1`` fault fires once in all, a sequence gives up its items in order."""
+    admin = SandboxAdmin(deployed.apis()[0].url, deployed.admin_token)
+    other = SandboxAdmin(deployed.apis()[1].url, deployed.admin_token)
+    try:
+        admin.add_fault("lipsync_list", "code:40002", times=1)
+        admin.add_fault("lipsync_list", sequence=[None, "50000", None, "code:40000"])
+        assert other.faults() == admin.faults() and len(admin.faults()) == 2
+        codes = [api.post(_wire.PATH_LIPSYNC_LIST, {"page": 1})["code"] for _ in range(8)]
+        assert codes == [40002, 0, 50000, 0, 40000, 0, 0, 0], codes
+        assert len(api.replicas_used) == 2
+        rules = other.faults()
+        assert rules[0]["fired"] == 1 and rules[1]["sequence"] == []
+        other.clear_faults()
+        assert admin.faults() == []
+    finally:
+        admin.close()
+        other.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
@@ -188,8 +188,38 @@ class FaultRule:
         }
 
 
+# Takes one firing of rule ``index``: (taken, the sequence's item). Not taken: another process
+# used the rule up meanwhile.
+Take = Callable[[int, FaultRule], tuple[bool, "Fault | None"]]
+
+
+def choose(
+    rules: Sequence[FaultRule], endpoint: str, rng: random.Random, take: Take
+) -> Fault | None:
+    """The fault for one request to ``endpoint``, or None (both injectors decide here).
+
+    Every matching live rule is asked in order until one fires: a probability rule rolls its die
+    (one draw from the seeded generator per rule asked, so a run is reproducible under
+    ``fault_seed``), a sequence gives up its next item (``None`` = does not fire). Rules after the
+    one that fired are not asked: they roll nothing and their sequences keep their items.
+    """
+    for index, rule in enumerate(rules):
+        if rule.endpoint not in (endpoint, "*") or rule.exhausted:
+            continue
+        if rule.sequence is not None:
+            taken, item = take(index, rule)
+            if taken and item is not None:
+                return item
+        elif rng.random() < rule.probability and take(index, rule)[0]:
+            return rule.fault
+    return None
+
+
 class FaultInjector:
-    """Thread-safe holder of the active rules; ``pick`` decides the fault of one request."""
+    """Thread-safe holder of the active rules of this process; ``pick`` decides the fault of one
+    request. (A deployment's replicas share theirs: ``faults_postgres.SharedFaults``.)"""
+
+    blocking = False  # pick() may wait on a database
 
     def __init__(self, rules: Iterable[FaultRule] = (), *, seed: int | None = None) -> None:
         self._lock = threading.Lock()
@@ -207,28 +237,18 @@ class FaultInjector:
     def clear(self) -> None:
         self.set_rules([])
 
+    def close(self) -> None:
+        """Release what the rules are kept in (nothing, in one process)."""
+
     def rules(self) -> list[dict[str, Any]]:
         with self._lock:
             return [rule.to_json() for rule in self._rules]
 
     def pick(self, endpoint: str) -> Fault | None:
-        """The fault for one request to ``endpoint``, or None.
-
-        Every matching live rule is asked in order until one fires: a probability rule rolls its
-        die (one draw from the seeded generator per rule asked, so a run is reproducible under
-        ``fault_seed``), a sequence gives up its next item (``None`` = does not fire). Rules after
-        the one that fired are not asked: they roll nothing and their sequences keep their items.
-        """
         with self._lock:
-            for rule in self._rules:
-                if rule.endpoint not in (endpoint, "*") or rule.exhausted:
-                    continue
-                if rule.sequence is not None:
-                    rule.fired += 1
-                    item = rule.sequence.pop(0)
-                    if item is not None:
-                        return item
-                elif self._rng.random() < rule.probability:
-                    rule.fired += 1
-                    return rule.fault
-            return None
+            return choose(self._rules, endpoint, self._rng, _take_here)
+
+
+def _take_here(index: int, rule: FaultRule) -> tuple[bool, Fault | None]:
+    rule.fired += 1
+    return True, (rule.sequence.pop(0) if rule.sequence is not None else None)

@@ -56,7 +56,7 @@ def _bad(message: str) -> JSONResponse:
 
 @router.get("/faults")
 async def get_faults(request: Request) -> dict[str, Any]:
-    return {"rules": _faults(request).rules()}
+    return {"rules": await anyio.to_thread.run_sync(_faults(request).rules)}
 
 
 @router.put("/faults")
@@ -65,8 +65,9 @@ async def set_faults(request: Request, body: FaultRules) -> Any:
         rules = [FaultRule.parse(r) for r in body.rules]
     except (ValueError, TypeError) as err:
         return _bad(str(err))
-    _faults(request).set_rules(rules)
-    return {"rules": _faults(request).rules()}
+    faults = _faults(request)
+    await anyio.to_thread.run_sync(faults.set_rules, rules)  # (shared ones: in the database)
+    return {"rules": await anyio.to_thread.run_sync(faults.rules)}
 
 
 @router.post("/faults")
@@ -75,13 +76,14 @@ async def add_fault(request: Request, body: dict[str, Any]) -> Any:
         rule = FaultRule.parse(body)
     except (ValueError, TypeError) as err:
         return _bad(str(err))
-    _faults(request).add(rule)
-    return {"rules": _faults(request).rules()}
+    faults = _faults(request)
+    await anyio.to_thread.run_sync(faults.add, rule)
+    return {"rules": await anyio.to_thread.run_sync(faults.rules)}
 
 
 @router.delete("/faults")
 async def clear_faults(request: Request) -> dict[str, Any]:
-    _faults(request).clear()
+    await anyio.to_thread.run_sync(_faults(request).clear)
     return {"rules": []}
 
 

@@ -97,10 +97,10 @@ class Sandbox:
         if not cfg.store_url:
             private_file(data_dir / "sandbox.db")
         self.stats = Stats()
-        self.faults = FaultInjector(cfg.faults if cfg.faults_enabled else (), seed=cfg.fault_seed)
         self.clock = Clock(Pacing(cfg.time_scale, cfg.file_sync_delay_s, cfg.task_min_duration_s))
         backends = open_backends(cfg, self.clock)
         self.store, self.blobs, self.shared = backends.store, backends.blobs, backends.shared
+        self.faults = self._fault_rules()
         self.work: WorkQueue
         self.callbacks: CallbackSink
         if self.shared:
@@ -141,6 +141,21 @@ class Sandbox:
             self.store.add_app(app_id, secret)
         signer = UploadSigner(self._signing_key())
         self.app = create_app(self.core, signer, self.faults, self.stats, self.admin_token)
+
+    def _fault_rules(self) -> FaultInjector:
+        """This process's rules; a deployment's replicas share theirs (only when they can change:
+        with the admin API or rules given at start), and rules given at start replace them."""
+        cfg = self.config
+        initial = cfg.faults if cfg.faults_enabled else ()
+        if not (self.shared and (cfg.admin or initial)):
+            return FaultInjector(initial, seed=cfg.fault_seed)
+        from .faults_postgres import SharedFaults
+
+        assert cfg.store_url
+        shared = SharedFaults(cfg.store_url, seed=cfg.fault_seed)
+        if initial:
+            shared.set_rules(initial)
+        return shared
 
     def _default_app(self) -> tuple[str, str]:
         """The given pair, or the one this data dir was first given (made up if none)."""
@@ -232,6 +247,7 @@ class Sandbox:
             self._admin = None
         self.work.stop()
         self.callbacks.close()
+        self.faults.close()
         self.store.close()
 
     def __enter__(self) -> Sandbox:

@@ -18,6 +18,7 @@ from ..core import SandboxCore
 from ..endpoints import FAULTABLE
 from ..envelope import fail, gateway_page, xml_error
 from ..faults import NO_FAULTS, Fault, FaultInjector, FaultPolicy, object_store_error
+from ..store import BackendUnavailable
 from .exchange import exchange_of
 
 # Endpoints served object-store style: a "code" fault answers there as an object store would.
@@ -38,12 +39,20 @@ class Faults:
         self.core = core
         self.faults = faults
 
+    async def _pick(self, endpoint: str) -> Fault | None:
+        if not self.faults.blocking:
+            return self.faults.pick(endpoint)
+        try:
+            return await anyio.to_thread.run_sync(self.faults.pick, endpoint)
+        except BackendUnavailable:
+            return None  # rules out of reach: no fault (the request meets the outage itself)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = exchange_of(scope)
         if exchange is None or exchange.endpoint not in FAULTABLE:
             await self.app(scope, receive, send)
             return
-        fault = exchange.fault = self.faults.pick(exchange.endpoint)
+        fault = exchange.fault = await self._pick(exchange.endpoint)
         if fault is None:
             await self.app(scope, receive, send)
             return
