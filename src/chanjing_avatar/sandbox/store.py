@@ -1,8 +1,8 @@
 """The metadata store: the records the sandbox keeps, and the interface any backend implements.
 
 ``SqliteStore`` (store_sqlite.py) keeps an embedded sandbox's state; ``PostgresStore``
-(store_postgres.py) is shared by any number of API replicas and workers. Records are plain
-dataclasses; times are unix seconds.
+(store_postgres.py) is shared by any number of API replicas and workers. Both run the statements
+of ``SqlStore`` (store_sql.py). Records are plain dataclasses; times are unix seconds.
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._wire import TaskStatus
-
-# Task statuses as SQL literals; an unfinished task: ``WHERE status IN {UNFINISHED_SQL}``.
-QUEUED, GENERATING = int(TaskStatus.QUEUED), int(TaskStatus.GENERATING)
-UNFINISHED_SQL = f"({QUEUED}, {GENERATING})"
 
 
 class BackendUnavailable(Exception):

