@@ -188,8 +188,10 @@ def serve(
     """Start the sandbox server in the foreground; prints its base URL and credentials."""
     import logging
 
+    from .._wire import UPLOAD_URL_TTL_S
     from ..sandbox import FaultRule, Sandbox, SandboxConfig
     from ..sandbox.admin_guard import is_loopback_host
+    from ..sandbox.config import TOKEN_TTL_S
 
     _check_port_free(host, port)
     logging.basicConfig(
@@ -216,8 +218,8 @@ def serve(
         admin=admin,
         admin_token=admin_token,
         admin_remote=admin_remote,
-        **({} if token_ttl is None else {"token_ttl_s": token_ttl}),
-        **({} if upload_url_ttl is None else {"upload_url_ttl_s": upload_url_ttl}),
+        token_ttl_s=TOKEN_TTL_S if token_ttl is None else token_ttl,
+        upload_url_ttl_s=UPLOAD_URL_TTL_S if upload_url_ttl is None else upload_url_ttl,
         callback_allow_private=allow_private_callbacks,
         faults_enabled=bool(rules),
         faults=rules,
