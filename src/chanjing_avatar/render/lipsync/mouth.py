@@ -26,7 +26,7 @@ from .face import (
 )
 from .library import MouthLibrary
 from .look import Appearance, sample_appearance
-from .warp import rbf_eval, rbf_weights, smoothstep
+from .warp import edge_taper, rbf_eval, rbf_weights
 
 __all__ = ["Appearance", "render_mouth", "sample_appearance"]
 
@@ -227,14 +227,11 @@ def render_mouth(
         ctrl = np.vstack([tgt, border])
         vals = np.vstack([back, np.zeros((len(border), 2))])
         wts = rbf_weights(ctrl, vals, sigma)
-        fields.append(rbf_eval(ctrl, wts, grid, sigma).reshape(len(gy), len(gx), 2))
+        fields.append(rbf_eval(ctrl, wts, gx, gy, sigma))
     gu = (grid - c) @ ex
     gv = (grid - c) @ ey
     g_w = seam(gu, gv)[0].reshape(len(gy), len(gx), 1)
-    edge = np.minimum.reduce(
-        [grid[:, 0] - x0, x1 - 1 - grid[:, 0], grid[:, 1] - y0, y1 - 1 - grid[:, 1]]
-    )
-    taper = smoothstep(edge / max(4.0, 0.12 * min(rw, rh))).reshape(len(gy), len(gx), 1)
+    taper = edge_taper(gx, gy, (x0, y0, x1, y1))
     # Blended on the coarse grid; only the lips need the exact seam (below).
     coarse = ((fields[0] + (fields[1] - fields[0]) * g_w) * taper).astype(np.float32)
     field = np.asarray(cv2.resize(coarse, (rw, rh), interpolation=cv2.INTER_LINEAR), np.float32)
@@ -326,7 +323,26 @@ def _paint_cavity(
 def _warm(shade: NDArray[Any], look: Appearance) -> NDArray[np.float32]:
     """Shade (…, 1) → RGB factors: light bounced off the lips and gums warms the shadows."""
     tint = np.clip(look.lip / max(1.0, float(look.lip.max())), 0.45, 1.0)
-    return np.asarray(np.power(np.clip(shade, 1e-3, None), 1.0 / tint), np.float32)
+    # shade ** (1 / tint) as exp(log): float32 exp and log are vectorised, power is not.
+    log = np.log(np.clip(np.asarray(shade, np.float32), 1e-3, None))
+    return np.exp(log * (1.0 / tint).astype(np.float32))
+
+
+def _over(
+    img: NDArray[np.float32],
+    colour: NDArray[np.float32],
+    shade: NDArray[Any],
+    alpha: NDArray[Any],
+    look: Appearance,
+) -> None:
+    """Lay ``colour`` shaded by ``shade`` (…, 1) over ``img`` with ``alpha`` (in place)."""
+    rows = np.flatnonzero(alpha.any(axis=1))
+    cols = np.flatnonzero(alpha.any(axis=0))
+    if not len(rows):
+        return
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))  # where it shows
+    sub = img[box]
+    sub += (colour * _warm(shade[box], look) - sub) * alpha[box][..., None].astype(np.float32)
 
 
 def _synth_interior(
@@ -344,7 +360,7 @@ def _synth_interior(
     depth = np.clip((v - v_up) / np.maximum(gap, 1e-3), 0, 1)
     # Dark throat, lighter toward the lips.
     shade = (0.8 + 0.2 * np.abs(depth - 0.5) * 2)[..., None]
-    img = np.broadcast_to(look.cavity, (*u.shape, 3)) * _warm(shade, look)
+    img = look.cavity * _warm(shade, look)
     # Tongue: a soft mound on the floor of the mouth at wider openings.
     if g_c > 0.1 * mw:
         ty = v_lo - 0.16 * gap
@@ -353,7 +369,7 @@ def _synth_interior(
         tshade = (0.75 + 0.25 * np.clip((ty - v) / np.maximum(0.45 * gap, 1e-3) + 0.5, 0, 1))[
             ..., None
         ]
-        img = img * (1 - ta[..., None]) + look.tongue * _warm(tshade, look) * ta[..., None]
+        _over(img, look.tongue, tshade, ta, look)
     # Upper teeth hang from the upper lip; hidden at the corners.
     th = np.minimum(0.11 * mw, 0.5 * gap) * np.clip(1.0 - au**2.2, 0, 1)
     ta = np.clip(v_up + th - v + 0.5, 0, 1) * (th > 0.5)
@@ -362,12 +378,12 @@ def _synth_interior(
     phase = np.sign(u) * (np.abs(u) / half) ** 0.8 * 4.2
     gaps_t = 1.0 - 0.15 * np.clip(1.0 - np.abs(phase - np.round(phase)) * 9.0, 0, 1)
     tsh = tsh * gaps_t[..., None]
-    img = img * (1 - ta[..., None]) + look.teeth * _warm(tsh, look) * ta[..., None]
+    _over(img, look.teeth, tsh, ta, look)
     # Lower teeth show only at larger openings.
     lvis = np.clip((g_c - 0.16 * mw) / (0.1 * mw), 0, 1)
     if lvis > 0:
         lh = 0.05 * mw * lvis * np.clip(1.0 - (au / 0.65) ** 2, 0, 1)
         la = np.clip(v - (v_lo - lh) + 0.5, 0, 1) * (lh > 0.5)
         lsh = (0.85 - 0.3 * au**2)[..., None]
-        img = img * (1 - la[..., None]) + look.teeth * _warm(lsh, look) * la[..., None]
+        _over(img, look.teeth, lsh, la, look)
     return np.asarray(img, np.float32)
