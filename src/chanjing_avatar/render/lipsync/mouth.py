@@ -102,63 +102,69 @@ class MouthTargets:
     lo_curve: F64  # target lower inner lip
 
 
+# Control points in the order of MouthTargets: lips inner/outer interleaved, then chin and jaw
+# (lower half), then the stable points with no motion.
+_UPPER_IDX = [i for pair in zip(LIP_UPPER_INNER, LIP_UPPER_OUTER, strict=True) for i in pair]
+_LOWER_IDX = [i for pair in zip(LIP_LOWER_INNER, LIP_LOWER_OUTER, strict=True) for i in pair]
+_DROP = {**_CHIN_WEIGHT, **_JAW_WEIGHT}
+_DROP_IDX = list(_DROP)
+_DROP_WT = np.array(list(_DROP.values()))
+_CORNER = np.isin(np.arange(11), (0, 10))
+
+
 def mouth_targets(pts: Points, open_: float, round_: float, press: float) -> MouthTargets:
     c, ex, ey, w = face_axes(pts)
     half = w / 2
     p = pts.astype(np.float64)
-    gaps = np.array(
-        [
-            max(0.0, float((p[lo] - p[up]) @ ey))
-            for up, lo in zip(LIP_UPPER_INNER, LIP_LOWER_INNER, strict=True)
-        ]
-    )
+    gaps = np.maximum(0.0, (p[LIP_LOWER_INNER] - p[LIP_UPPER_INNER]) @ ey)
     gap0 = float(gaps[5])
     amp = open_ * MAX_OPEN * w
     rin = max(0.0, round_)
     rout = max(0.0, -round_)
 
-    def lip_disp(idx: int, k: int, upper: bool, inner: bool) -> F64:
-        u = float((p[idx] - c) @ ex) / half
-        prof = max(0.0, 1.0 - abs(u) ** 1.8)
-        corner = k in (0, 10)
+    def lip_disp(idx: list[int], upper: bool, inner: bool) -> F64:
+        """(11, 2) displacements of one lip line, corner to corner."""
+        u = ((p[idx] - c) @ ex) / half
+        prof = np.maximum(0.0, 1.0 - np.abs(u) ** 1.8)
         dx = -u * 0.14 * w * rin + u * 0.05 * w * rout
-        if corner:
-            dy = 0.2 * amp - 0.02 * w * rin
-        elif upper:
-            dy = gaps[k] / 2 - (0.1 if inner else 0.06) * amp * prof
+        if upper:
+            dy = gaps / 2 - (0.1 if inner else 0.06) * amp * prof
             if not inner:
                 dy += -0.045 * w * rin * prof + 0.03 * w * press * prof
         else:
-            dy = -gaps[k] / 2 + (1.0 if inner else 0.93) * amp * prof + 0.02 * amp
+            dy = -gaps / 2 + (1.0 if inner else 0.93) * amp * prof + 0.02 * amp
             if not inner:
                 dy += 0.045 * w * rin * prof - 0.03 * w * press * prof
-        return dx * ex + dy * ey
+        dy = np.where(_CORNER, 0.2 * amp - 0.02 * w * rin, dy)
+        return np.asarray(dx[:, None] * ex + dy[:, None] * ey, np.float64)
 
-    up_idx: list[int] = []
-    up_d: list[F64] = []
-    lo_idx: list[int] = []
-    lo_d: list[F64] = []
-    for k, (a, b) in enumerate(zip(LIP_UPPER_INNER, LIP_UPPER_OUTER, strict=True)):
-        up_idx += [a, b]
-        up_d += [lip_disp(a, k, True, True), lip_disp(b, k, True, False)]
-    for k, (a, b) in enumerate(zip(LIP_LOWER_INNER, LIP_LOWER_OUTER, strict=True)):
-        lo_idx += [a, b]
-        lo_d += [lip_disp(a, k, False, True), lip_disp(b, k, False, False)]
+    still = np.zeros((len(STABLE), 2))
+    upd = np.concatenate(
+        [
+            np.stack(
+                [lip_disp(LIP_UPPER_INNER, True, True), lip_disp(LIP_UPPER_OUTER, True, False)], 1
+            ).reshape(-1, 2),
+            still,
+        ]
+    )
     jaw_drop = amp * 0.82 - gap0 * 0.4
-    for i, wt in {**_CHIN_WEIGHT, **_JAW_WEIGHT}.items():
-        u = float((p[i] - c) @ ex) / half
-        lo_idx.append(i)
-        lo_d.append(wt * jaw_drop * ey - u * 0.03 * w * rin * wt * ex)
-    for i in STABLE:
-        up_idx.append(i)
-        up_d.append(np.zeros(2))
-        lo_idx.append(i)
-        lo_d.append(np.zeros(2))
-    upd = np.array(up_d)
-    lod = np.array(lo_d)
+    u = ((p[_DROP_IDX] - c) @ ex) / half
+    drop = (_DROP_WT * jaw_drop)[:, None] * ey - (u * 0.03 * w * rin * _DROP_WT)[:, None] * ex
+    lod = np.concatenate(
+        [
+            np.stack(
+                [lip_disp(LIP_LOWER_INNER, False, True), lip_disp(LIP_LOWER_OUTER, False, False)],
+                1,
+            ).reshape(-1, 2),
+            drop,
+            still,
+        ]
+    )
     up_curve = p[LIP_UPPER_INNER] + upd[0 : 2 * 11 : 2]
     lo_curve = p[LIP_LOWER_INNER] + lod[0 : 2 * 11 : 2]
-    return MouthTargets(up_idx, upd, lo_idx, lod, up_curve, lo_curve)
+    return MouthTargets(
+        _UPPER_IDX + STABLE, upd, _LOWER_IDX + _DROP_IDX + STABLE, lod, up_curve, lo_curve
+    )
 
 
 def render_mouth(
