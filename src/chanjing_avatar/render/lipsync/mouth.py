@@ -331,7 +331,7 @@ def _warm(shade: NDArray[Any], look: Appearance) -> NDArray[np.float32]:
     tint = np.clip(look.lip / max(1.0, float(look.lip.max())), 0.45, 1.0)
     # shade ** (1 / tint) as exp(log): float32 exp and log are vectorised, power is not.
     log = np.log(np.clip(np.asarray(shade, np.float32), 1e-3, None))
-    return np.exp(log * (1.0 / tint).astype(np.float32))
+    return np.asarray(np.exp(log * (1.0 / tint).astype(np.float32)), np.float32)
 
 
 def _over(
