@@ -249,12 +249,16 @@ class LipsyncRenderer:
                         smoother.reset()
                     yield frame.copy(), None if pts is None else smoother(pts).copy()
 
-        # Decode + track run one stage ahead of paste + warp (and the encoder after both).
-        for i, (out, pts) in enumerate(_prefetch(tracked(), 4)):
-            if pts is None:
+        def neutralised() -> Iterator[tuple[media.Frame, Points | None]]:
+            for out, pts in _prefetch(tracked(), 4):
+                yield out, None if pts is None else paster.paste(out, pts)
+
+        # Stages, each in its own thread and a few frames ahead of the next: decode + track,
+        # neutralise, the new mouth, and the encoder.
+        for i, (out, shown) in enumerate(_prefetch(neutralised(), 4)):
+            if shown is None:
                 yield out  # the face is lost for a moment: show the source frame
                 continue
-            shown = paster.paste(out, pts)
             yield self._mouth(out, shown, track, i, look, neural, fps, library)
 
     def _mouth(
