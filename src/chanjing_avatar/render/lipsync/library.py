@@ -96,18 +96,26 @@ class MouthLibrary:
             return None  # a slit: nothing of the sample would show
         s = min(self.samples.values(), key=lambda s: abs(s.gap - target))
         m = similarity(pts[ALIGN], self.ref_pts[ALIGN])  # frame → reference
-        tgt = np.vstack([up_curve, lo_curve]) @ m[:, :2].T + m[:, 2] - [self._x0, self._y0]
-        x0, y0, x1, y1 = box
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-        grid = np.stack([xs.ravel(), ys.ravel()], 1) @ m[:, :2].T + m[:, 2]
-        grid -= [self._x0, self._y0]
+        # [x, y, 1] @ to_crop: frame → crop coordinates.
+        to_crop = np.vstack([m[:, :2].T, m[:, 2] - [self._x0, self._y0]])
+        curves = np.vstack([up_curve, lo_curve])
+        tgt = np.c_[curves, np.ones(len(curves))] @ to_crop
         sigma = 0.3 * self.mw
         # Inner lips of the sample onto the target's; an affine part carries the rest.
         a, *_ = np.linalg.lstsq(np.c_[tgt, np.ones(len(tgt))], s.inner, rcond=None)
         resid = s.inner - np.c_[tgt, np.ones(len(tgt))] @ a
         w = rbf_weights(tgt, resid, sigma, reg=0.05)
-        src = np.c_[grid, np.ones(len(grid))] @ a + rbf_eval(tgt, w, grid, sigma)
-        mapx = src[:, 0].reshape(xs.shape).astype(np.float32)
-        mapy = src[:, 1].reshape(xs.shape).astype(np.float32)
+        # Both parts evaluated in frame coordinates: the affine one composed with ``to_crop``,
+        # the RBF one with its width scaled (a similarity scales all distances alike).
+        x0, y0, x1, y1 = box
+        xs = np.arange(x0, x1, dtype=np.float64)
+        ys = np.arange(y0, y1, dtype=np.float64)
+        aff = to_crop @ a[:2]
+        aff[2] += a[2]
+        scale = float(np.hypot(m[0, 0], m[1, 0]))
+        src = rbf_eval(curves, w, xs, ys, sigma / scale)
+        src += xs[None, :, None] * aff[0] + ys[:, None, None] * aff[1] + aff[2]
+        mapx = np.ascontiguousarray(src[..., 0], np.float32)
+        mapy = np.ascontiguousarray(src[..., 1], np.float32)
         out = cv2.remap(s.crop, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return np.asarray(out, np.float32)

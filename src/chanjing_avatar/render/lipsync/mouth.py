@@ -26,7 +26,7 @@ from .face import (
 )
 from .library import MouthLibrary
 from .look import Appearance, sample_appearance
-from .warp import rbf_eval, rbf_weights, smoothstep
+from .warp import edge_taper, rbf_eval, rbf_weights
 
 __all__ = ["Appearance", "render_mouth", "sample_appearance"]
 
@@ -102,63 +102,69 @@ class MouthTargets:
     lo_curve: F64  # target lower inner lip
 
 
+# Control points in the order of MouthTargets: lips inner/outer interleaved, then chin and jaw
+# (lower half), then the stable points with no motion.
+_UPPER_IDX = [i for pair in zip(LIP_UPPER_INNER, LIP_UPPER_OUTER, strict=True) for i in pair]
+_LOWER_IDX = [i for pair in zip(LIP_LOWER_INNER, LIP_LOWER_OUTER, strict=True) for i in pair]
+_DROP = {**_CHIN_WEIGHT, **_JAW_WEIGHT}
+_DROP_IDX = list(_DROP)
+_DROP_WT = np.array(list(_DROP.values()))
+_CORNER = np.isin(np.arange(11), (0, 10))
+
+
 def mouth_targets(pts: Points, open_: float, round_: float, press: float) -> MouthTargets:
     c, ex, ey, w = face_axes(pts)
     half = w / 2
     p = pts.astype(np.float64)
-    gaps = np.array(
-        [
-            max(0.0, float((p[lo] - p[up]) @ ey))
-            for up, lo in zip(LIP_UPPER_INNER, LIP_LOWER_INNER, strict=True)
-        ]
-    )
+    gaps = np.maximum(0.0, (p[LIP_LOWER_INNER] - p[LIP_UPPER_INNER]) @ ey)
     gap0 = float(gaps[5])
     amp = open_ * MAX_OPEN * w
     rin = max(0.0, round_)
     rout = max(0.0, -round_)
 
-    def lip_disp(idx: int, k: int, upper: bool, inner: bool) -> F64:
-        u = float((p[idx] - c) @ ex) / half
-        prof = max(0.0, 1.0 - abs(u) ** 1.8)
-        corner = k in (0, 10)
+    def lip_disp(idx: list[int], upper: bool, inner: bool) -> F64:
+        """(11, 2) displacements of one lip line, corner to corner."""
+        u = ((p[idx] - c) @ ex) / half
+        prof = np.maximum(0.0, 1.0 - np.abs(u) ** 1.8)
         dx = -u * 0.14 * w * rin + u * 0.05 * w * rout
-        if corner:
-            dy = 0.2 * amp - 0.02 * w * rin
-        elif upper:
-            dy = gaps[k] / 2 - (0.1 if inner else 0.06) * amp * prof
+        if upper:
+            dy = gaps / 2 - (0.1 if inner else 0.06) * amp * prof
             if not inner:
                 dy += -0.045 * w * rin * prof + 0.03 * w * press * prof
         else:
-            dy = -gaps[k] / 2 + (1.0 if inner else 0.93) * amp * prof + 0.02 * amp
+            dy = -gaps / 2 + (1.0 if inner else 0.93) * amp * prof + 0.02 * amp
             if not inner:
                 dy += 0.045 * w * rin * prof - 0.03 * w * press * prof
-        return dx * ex + dy * ey
+        dy = np.where(_CORNER, 0.2 * amp - 0.02 * w * rin, dy)
+        return np.asarray(dx[:, None] * ex + dy[:, None] * ey, np.float64)
 
-    up_idx: list[int] = []
-    up_d: list[F64] = []
-    lo_idx: list[int] = []
-    lo_d: list[F64] = []
-    for k, (a, b) in enumerate(zip(LIP_UPPER_INNER, LIP_UPPER_OUTER, strict=True)):
-        up_idx += [a, b]
-        up_d += [lip_disp(a, k, True, True), lip_disp(b, k, True, False)]
-    for k, (a, b) in enumerate(zip(LIP_LOWER_INNER, LIP_LOWER_OUTER, strict=True)):
-        lo_idx += [a, b]
-        lo_d += [lip_disp(a, k, False, True), lip_disp(b, k, False, False)]
+    still = np.zeros((len(STABLE), 2))
+    upd = np.concatenate(
+        [
+            np.stack(
+                [lip_disp(LIP_UPPER_INNER, True, True), lip_disp(LIP_UPPER_OUTER, True, False)], 1
+            ).reshape(-1, 2),
+            still,
+        ]
+    )
     jaw_drop = amp * 0.82 - gap0 * 0.4
-    for i, wt in {**_CHIN_WEIGHT, **_JAW_WEIGHT}.items():
-        u = float((p[i] - c) @ ex) / half
-        lo_idx.append(i)
-        lo_d.append(wt * jaw_drop * ey - u * 0.03 * w * rin * wt * ex)
-    for i in STABLE:
-        up_idx.append(i)
-        up_d.append(np.zeros(2))
-        lo_idx.append(i)
-        lo_d.append(np.zeros(2))
-    upd = np.array(up_d)
-    lod = np.array(lo_d)
+    u = ((p[_DROP_IDX] - c) @ ex) / half
+    drop = (_DROP_WT * jaw_drop)[:, None] * ey - (u * 0.03 * w * rin * _DROP_WT)[:, None] * ex
+    lod = np.concatenate(
+        [
+            np.stack(
+                [lip_disp(LIP_LOWER_INNER, False, True), lip_disp(LIP_LOWER_OUTER, False, False)],
+                1,
+            ).reshape(-1, 2),
+            drop,
+            still,
+        ]
+    )
     up_curve = p[LIP_UPPER_INNER] + upd[0 : 2 * 11 : 2]
     lo_curve = p[LIP_LOWER_INNER] + lod[0 : 2 * 11 : 2]
-    return MouthTargets(up_idx, upd, lo_idx, lod, up_curve, lo_curve)
+    return MouthTargets(
+        _UPPER_IDX + STABLE, upd, _LOWER_IDX + _DROP_IDX + STABLE, lod, up_curve, lo_curve
+    )
 
 
 def render_mouth(
@@ -227,14 +233,11 @@ def render_mouth(
         ctrl = np.vstack([tgt, border])
         vals = np.vstack([back, np.zeros((len(border), 2))])
         wts = rbf_weights(ctrl, vals, sigma)
-        fields.append(rbf_eval(ctrl, wts, grid, sigma).reshape(len(gy), len(gx), 2))
+        fields.append(rbf_eval(ctrl, wts, gx, gy, sigma))
     gu = (grid - c) @ ex
     gv = (grid - c) @ ey
     g_w = seam(gu, gv)[0].reshape(len(gy), len(gx), 1)
-    edge = np.minimum.reduce(
-        [grid[:, 0] - x0, x1 - 1 - grid[:, 0], grid[:, 1] - y0, y1 - 1 - grid[:, 1]]
-    )
-    taper = smoothstep(edge / max(4.0, 0.12 * min(rw, rh))).reshape(len(gy), len(gx), 1)
+    taper = edge_taper(gx, gy, (x0, y0, x1, y1))
     # Blended on the coarse grid; only the lips need the exact seam (below).
     coarse = ((fields[0] + (fields[1] - fields[0]) * g_w) * taper).astype(np.float32)
     field = np.asarray(cv2.resize(coarse, (rw, rh), interpolation=cv2.INTER_LINEAR), np.float32)
@@ -326,7 +329,26 @@ def _paint_cavity(
 def _warm(shade: NDArray[Any], look: Appearance) -> NDArray[np.float32]:
     """Shade (…, 1) → RGB factors: light bounced off the lips and gums warms the shadows."""
     tint = np.clip(look.lip / max(1.0, float(look.lip.max())), 0.45, 1.0)
-    return np.asarray(np.power(np.clip(shade, 1e-3, None), 1.0 / tint), np.float32)
+    # shade ** (1 / tint) as exp(log): float32 exp and log are vectorised, power is not.
+    log = np.log(np.clip(np.asarray(shade, np.float32), 1e-3, None))
+    return np.asarray(np.exp(log * (1.0 / tint).astype(np.float32)), np.float32)
+
+
+def _over(
+    img: NDArray[np.float32],
+    colour: NDArray[np.float32],
+    shade: NDArray[Any],
+    alpha: NDArray[Any],
+    look: Appearance,
+) -> None:
+    """Lay ``colour`` shaded by ``shade`` (…, 1) over ``img`` with ``alpha`` (in place)."""
+    rows = np.flatnonzero(alpha.any(axis=1))
+    cols = np.flatnonzero(alpha.any(axis=0))
+    if not len(rows):
+        return
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))  # where it shows
+    sub = img[box]
+    sub += (colour * _warm(shade[box], look) - sub) * alpha[box][..., None].astype(np.float32)
 
 
 def _synth_interior(
@@ -344,7 +366,7 @@ def _synth_interior(
     depth = np.clip((v - v_up) / np.maximum(gap, 1e-3), 0, 1)
     # Dark throat, lighter toward the lips.
     shade = (0.8 + 0.2 * np.abs(depth - 0.5) * 2)[..., None]
-    img = np.broadcast_to(look.cavity, (*u.shape, 3)) * _warm(shade, look)
+    img = look.cavity * _warm(shade, look)
     # Tongue: a soft mound on the floor of the mouth at wider openings.
     if g_c > 0.1 * mw:
         ty = v_lo - 0.16 * gap
@@ -353,7 +375,7 @@ def _synth_interior(
         tshade = (0.75 + 0.25 * np.clip((ty - v) / np.maximum(0.45 * gap, 1e-3) + 0.5, 0, 1))[
             ..., None
         ]
-        img = img * (1 - ta[..., None]) + look.tongue * _warm(tshade, look) * ta[..., None]
+        _over(img, look.tongue, tshade, ta, look)
     # Upper teeth hang from the upper lip; hidden at the corners.
     th = np.minimum(0.11 * mw, 0.5 * gap) * np.clip(1.0 - au**2.2, 0, 1)
     ta = np.clip(v_up + th - v + 0.5, 0, 1) * (th > 0.5)
@@ -362,12 +384,12 @@ def _synth_interior(
     phase = np.sign(u) * (np.abs(u) / half) ** 0.8 * 4.2
     gaps_t = 1.0 - 0.15 * np.clip(1.0 - np.abs(phase - np.round(phase)) * 9.0, 0, 1)
     tsh = tsh * gaps_t[..., None]
-    img = img * (1 - ta[..., None]) + look.teeth * _warm(tsh, look) * ta[..., None]
+    _over(img, look.teeth, tsh, ta, look)
     # Lower teeth show only at larger openings.
     lvis = np.clip((g_c - 0.16 * mw) / (0.1 * mw), 0, 1)
     if lvis > 0:
         lh = 0.05 * mw * lvis * np.clip(1.0 - (au / 0.65) ** 2, 0, 1)
         la = np.clip(v - (v_lo - lh) + 0.5, 0, 1) * (lh > 0.5)
         lsh = (0.85 - 0.3 * au**2)[..., None]
-        img = img * (1 - la[..., None]) + look.teeth * _warm(lsh, look) * la[..., None]
+        _over(img, look.teeth, lsh, la, look)
     return np.asarray(img, np.float32)

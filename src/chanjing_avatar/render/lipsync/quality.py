@@ -5,6 +5,8 @@
 - Seams: the gradient energy along a blend boundary in the output against the same band in the
   source (a visible edge or shadow raises it), and the fine detail inside the blended region
   against the source (a softened face lowers it).
+- Ghosts: a faint second copy of the chin and lip edges a little further down the face (the
+  "double chin" of pasting a closed mouth over a moving one), as the opacity of that copy.
 """
 
 from __future__ import annotations
@@ -15,8 +17,20 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .face import LIP_LOWER_INNER, LIP_UPPER_INNER, Image, Points
+from .face import (
+    CHIN_INNER,
+    JAW,
+    LIP_LOWER_INNER,
+    LIP_LOWER_OUTER,
+    LIP_UPPER_INNER,
+    LIP_UPPER_OUTER,
+    STABLE,
+    Image,
+    Points,
+)
 from .look import eye_white_pixels, hue_deg, lip_pixels, to_lab
+from .mouth import face_axes
+from .warp import rbf_eval, rbf_weights
 
 Mask = NDArray[np.float32]
 
@@ -114,3 +128,73 @@ def detail_ratio(before: Image, after: Image, region: NDArray[np.bool_]) -> floa
         return float((g * g)[region].mean()) if region.any() else 0.0
 
     return lap(after) / max(lap(before), 1e-6)
+
+
+# Landmarks that carry the source's lower face onto the output's: lips, jaw, chin and the head.
+_GHOST_ALIGN = LIP_LOWER_OUTER + LIP_UPPER_OUTER + JAW + CHIN_INNER + STABLE
+
+
+def ghost_ratio(before: Image, before_pts: Points, after: Image, after_pts: Points) -> float:
+    """Opacity of a copy of the lower face shifted down the face in ``after`` (0 = none).
+
+    The region is the output's lower face, from just below the lower lip to 0.3 mouth widths
+    below the jaw line. The source is carried into the output's geometry by its landmarks (a
+    smooth warp: neutralising and the new mouth rightly move the chin) and moved by the small shift
+    that fits best (the tracker's error); then the output's fine detail is fitted as
+    ``b0 × source + b1 × source moved d further down`` for ``d`` from 0.1 to 0.3 mouth widths.
+    The largest ``b1 / (b0 + b1)`` is the figure: a second chin or lip line that the source
+    explains only as a displaced copy of itself. A 30 % copy 0.1 mouth widths down reads ≈ 0.2.
+    """
+    _, _, ey, mw = face_axes(after_pts)
+    h, w = after.shape[:2]
+    lip = after_pts[LIP_LOWER_OUTER].astype(np.float64) + 0.04 * mw * ey
+    jaw = after_pts[JAW[2:15]].astype(np.float64)[::-1] + 0.3 * mw * ey
+    poly = np.vstack([lip, jaw])
+    x0, y0 = np.maximum(0, np.floor(poly.min(0)).astype(int) - 4)
+    x1, y1 = np.minimum([w, h], np.ceil(poly.max(0)).astype(int) + 4)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return 0.0
+    region = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(region, [np.round((poly - [x0, y0]) * 4).astype(np.int32)], 1, cv2.LINE_AA, 2)
+    inside = region > 0
+    xs = np.arange(x0, x1, dtype=np.float64)
+    ys = np.arange(y0, y1, dtype=np.float64)
+    ctrl = after_pts[_GHOST_ALIGN].astype(np.float64)
+    back = (before_pts[_GHOST_ALIGN] - after_pts[_GHOST_ALIGN]).astype(np.float64)
+    sigma = 0.3 * mw
+    field = rbf_eval(ctrl, rbf_weights(ctrl, back, sigma), xs, ys, sigma)
+    src = _gray(before)
+    fine = 0.07 * mw  # detail finer than this: edges, not shading
+
+    def detail(g: NDArray[np.float32]) -> NDArray[np.float32]:
+        return np.asarray((g - cv2.GaussianBlur(g, (0, 0), fine))[inside], np.float32)
+
+    moved: dict[float, NDArray[np.float32]] = {}
+
+    def source(down: float) -> NDArray[np.float32]:
+        """The aligned source, moved ``down`` px down the face."""
+        if down not in moved:
+            mx = field[..., 0] + xs[None, :] - down * ey[0]
+            my = field[..., 1] + ys[:, None] - down * ey[1]
+            g = cv2.remap(src, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+            moved[down] = detail(np.asarray(g, np.float32))
+        return moved[down]
+
+    out = detail(_gray(after)[y0:y1, x0:x1])
+
+    def misfit(down: float) -> float:
+        s = source(down)
+        k = float(out @ s) / max(float(s @ s), 1e-6)
+        return float(((out - k * s) ** 2).sum())
+
+    # The best alignment takes the tracker's error; then a copy further down the face.
+    step = max(0.5, 0.01 * mw)
+    slack = max(1.0, 0.05 * mw)
+    first = min(np.arange(-slack, slack + 1e-9, step), key=misfit)
+    worst = 0.0
+    for d in np.arange(max(3.0, 0.1 * mw), 0.3 * mw + 1e-9, 2 * step):
+        b, *_ = np.linalg.lstsq(np.stack([source(first), source(first + d)], 1), out, rcond=None)
+        if b[0] > 0 and b[1] > 0:
+            worst = max(worst, float(b[1] / (b[0] + b[1])))
+    return worst

@@ -126,10 +126,18 @@ class LipsyncRenderer:
 
     def render(self, job: RenderJob, progress: ProgressFn) -> RenderResult:
         # BLAS threads spin against the encoder's and the tracker's: small solves got 100x slower.
+        # OpenCV's own pool likewise: the stages already keep both cores busy, and splitting each
+        # remap across them cost CPU time and wall time.
+        import cv2
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(limits=1, user_api="blas"):
-            return self._render(job, progress)
+        cv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                return self._render(job, progress)
+        finally:
+            cv2.setNumThreads(cv_threads)
 
     def _render(self, job: RenderJob, progress: ProgressFn) -> RenderResult:
         run = Run(job, progress)
@@ -200,7 +208,8 @@ class LipsyncRenderer:
         scan = min(source.frame_count, max(1, int(_REF_SCAN_S * fps)))
         library: MouthLibrary | None = None
         with FaceTracker() as tracker:
-            for k, frame in enumerate(source.frames(scan, 1, 0)):
+            # Decoding runs a stage ahead of the tracker here too.
+            for k, frame in enumerate(_prefetch(source.frames(scan, 1, 0), 4)):
                 if k % 2:
                     continue  # every other frame is enough
                 pts = tracker.detect(frame)
@@ -240,12 +249,16 @@ class LipsyncRenderer:
                         smoother.reset()
                     yield frame.copy(), None if pts is None else smoother(pts).copy()
 
-        # Decode + track run one stage ahead of paste + warp (and the encoder after both).
-        for i, (out, pts) in enumerate(_prefetch(tracked(), 4)):
-            if pts is None:
+        def neutralised() -> Iterator[tuple[media.Frame, Points | None]]:
+            for out, pts in _prefetch(tracked(), 4):
+                yield out, None if pts is None else paster.paste(out, pts)
+
+        # Stages, each in its own thread and a few frames ahead of the next: decode + track,
+        # neutralise, the new mouth, and the encoder.
+        for i, (out, shown) in enumerate(_prefetch(neutralised(), 4)):
+            if shown is None:
                 yield out  # the face is lost for a moment: show the source frame
                 continue
-            shown = paster.paste(out, pts)
             yield self._mouth(out, shown, track, i, look, neural, fps, library)
 
     def _mouth(

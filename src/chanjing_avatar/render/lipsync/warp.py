@@ -12,22 +12,37 @@ F64 = NDArray[np.float64]
 
 
 def rbf_weights(ctrl: F64, values: F64, sigma: float, reg: float = 0.02) -> F64:
-    d2 = ((ctrl[:, None, :] - ctrl[None, :, :]) ** 2).sum(-1)
+    dx = ctrl[:, None, 0] - ctrl[None, :, 0]
+    dy = ctrl[:, None, 1] - ctrl[None, :, 1]
+    d2 = dx * dx + dy * dy
     k = np.exp(-d2 / (2 * sigma * sigma))
     k[np.diag_indices_from(k)] += reg
     return np.asarray(np.linalg.solve(k, values), dtype=np.float64)
 
 
-def rbf_eval(ctrl: F64, weights: F64, grid: F64, sigma: float) -> F64:
-    d2 = (grid * grid).sum(1)[:, None] + (ctrl * ctrl).sum(1)[None, :] - 2.0 * grid @ ctrl.T
-    return np.asarray(
-        np.exp(-np.maximum(d2, 0.0) / (2 * sigma * sigma)) @ weights, dtype=np.float64
-    )
+def rbf_eval(ctrl: F64, weights: F64, gx: F64, gy: F64, sigma: float) -> F64:
+    """The field at every point of the grid ``gx`` × ``gy``: (len(gy), len(gx), 2).
+
+    A Gaussian factors into an x and a y part, so the sum over control points is one small
+    matrix product per component instead of a distance for every grid point and control point.
+    """
+    kx = np.exp(-((gx[:, None] - ctrl[None, :, 0]) ** 2) / (2 * sigma * sigma))
+    ky = np.exp(-((gy[:, None] - ctrl[None, :, 1]) ** 2) / (2 * sigma * sigma))
+    return np.stack([(ky * weights[:, k]) @ kx.T for k in (0, 1)], -1)
 
 
 def smoothstep(x: F64) -> F64:
     x = np.clip(x, 0.0, 1.0)
     return np.asarray(x * x * (3 - 2 * x), dtype=np.float64)
+
+
+def edge_taper(gx: F64, gy: F64, box: tuple[int, int, int, int]) -> F64:
+    """(len(gy), len(gx), 1) weights: 1 inside the box, easing to 0 at its edge (no seam)."""
+    x0, y0, x1, y1 = box
+    ramp = max(4.0, 0.12 * min(x1 - x0, y1 - y0))
+    ex = np.minimum(gx - x0, x1 - 1 - gx)
+    ey = np.minimum(gy - y0, y1 - 1 - gy)
+    return smoothstep(np.minimum(ey[:, None], ex[None, :]) / ramp)[..., None]
 
 
 def backward_warp(
@@ -49,7 +64,6 @@ def backward_warp(
     step = max(3.0, sigma / 2)
     gx = np.linspace(x0, x1 - 1, max(4, int(rw / step) + 1))
     gy = np.linspace(y0, y1 - 1, max(4, int(rh / step) + 1))
-    grid = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
     border = np.array(
         [[x, y] for x in np.linspace(x0, x1, 7) for y in (y0, y1)]
         + [[x, y] for y in np.linspace(y0, y1, 7)[1:-1] for x in (x0, x1)]
@@ -57,12 +71,9 @@ def backward_warp(
     inside = (pinned[:, 0] > x0) & (pinned[:, 0] < x1) & (pinned[:, 1] > y0) & (pinned[:, 1] < y1)
     ctrl = np.vstack([dst, pinned[inside], border])
     vals = np.vstack([back, np.zeros((int(inside.sum()) + len(border), 2))])
-    field = rbf_eval(ctrl, rbf_weights(ctrl, vals, sigma), grid, sigma)
-    edge = np.minimum.reduce(
-        [grid[:, 0] - x0, x1 - 1 - grid[:, 0], grid[:, 1] - y0, y1 - 1 - grid[:, 1]]
-    )
-    field *= smoothstep(edge / max(4.0, 0.12 * min(rw, rh)))[:, None]
-    coarse = field.reshape(len(gy), len(gx), 2).astype(np.float32)
+    field = rbf_eval(ctrl, rbf_weights(ctrl, vals, sigma), gx, gy, sigma)
+    field *= edge_taper(gx, gy, (x0, y0, x1, y1))
+    coarse = field.astype(np.float32)
     full = np.asarray(cv2.resize(coarse, (rw, rh), interpolation=cv2.INTER_LINEAR), np.float32)
     mapx = full[..., 0] + np.arange(x0, x1, dtype=np.float32)[None, :]
     mapy = full[..., 1] + np.arange(y0, y1, dtype=np.float32)[:, None]
