@@ -148,11 +148,18 @@ def make_file(path: Path, size: int) -> None:
 
 
 def run_client(sb: Any, cred: str, path: Path, mode: str) -> dict[str, float]:
-    out = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, sb.app_id, sb.secret_key, sb.base_url, cred, str(path), mode],
-        capture_output=True, text=True, check=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    result: dict[str, float] = json.loads(out.stdout)
+    try:
+        out, err = proc.communicate()
+    finally:  # interrupted: the child is gone before its folder is (subprocess.run on Ctrl-C
+        proc.kill()  # kills it but does not wait, and it may still write its lock file)
+        proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"client upload failed ({proc.returncode}): {err.strip()[-500:]}")
+    result: dict[str, float] = json.loads(out)
     return result
 
 
