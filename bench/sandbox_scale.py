@@ -299,18 +299,26 @@ def bench_detail(
         task_id = api.create(audio_body(*ready_inputs(api, Path(tmp))))
         out["embedded (SQLite)"] = load([info["base_url"]], api.token, task_id)
         api.close()
-    deployment = farm.deployment(api_args=("--no-rate-limits",))
-    try:
-        deployment.start(apis=2, workers=1)
-        api = DeployedApi(deployment)
-        api.login()
-        task_id = api.create(audio_body(*ready_inputs(api, deployment.folder)))
-        bases = [p.url for p in deployment.apis()]
-        out["1 replica (PostgreSQL)"] = load(bases[:1], api.token, task_id)
-        out["2 replicas (PostgreSQL)"] = load(bases, api.token, task_id)
-        api.close()
-    finally:
-        deployment.stop_all()
+    # As the embedded server: no admin API. With it, each request also reads the shared fault
+    # rules (one more query): measured apart.
+    for admin in (False, True):
+        deployment = farm.deployment(
+            api_args=("--no-rate-limits", *(() if admin else ("--no-admin",)))
+        )
+        try:
+            deployment.start(apis=2, workers=1)
+            api = DeployedApi(deployment)
+            api.login()
+            task_id = api.create(audio_body(*ready_inputs(api, deployment.folder)))
+            bases = [p.url for p in deployment.apis()]
+            if admin:
+                out["2 replicas (PostgreSQL), --admin"] = load(bases, api.token, task_id)
+            else:
+                out["1 replica (PostgreSQL)"] = load(bases[:1], api.token, task_id)
+                out["2 replicas (PostgreSQL)"] = load(bases, api.token, task_id)
+            api.close()
+        finally:
+            deployment.stop_all()
     return out
 
 
