@@ -28,7 +28,7 @@ class SharedFaults(FaultInjector):
         self._pool = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
-            max_size=4,
+            max_size=10,  # as the store's: every request asks (admin API on)
             kwargs={"connect_timeout": int(_WAIT_S), "autocommit": True},
             timeout=_WAIT_S,
             open=False,
