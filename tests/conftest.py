@@ -83,23 +83,20 @@ def sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
 def postgres() -> Iterator[Postgres]:
     from scale.services import Postgres, why_not_postgres
 
-    reason = why_not_postgres()
-    if reason:
-        pytest.skip(reason)
-    server = Postgres.create()
-    server.start()
-    yield server
-    server.destroy()
+    yield from _server(why_not_postgres(), Postgres.create)
 
 
 @pytest.fixture(scope="session")
 def s3() -> Iterator[SeaweedS3]:
     from scale.services import SeaweedS3, why_not_seaweedfs
 
-    reason = why_not_seaweedfs()
-    if reason:
-        pytest.skip(reason)
-    server = SeaweedS3.create()
+    yield from _server(why_not_seaweedfs(), SeaweedS3.create)
+
+
+def _server(why_not: str | None, create: Callable[[], Any]) -> Iterator[Any]:
+    if why_not:
+        pytest.skip(why_not)
+    server = create()
     server.start()
     yield server
     server.destroy()
