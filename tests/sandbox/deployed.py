@@ -6,7 +6,8 @@ replica.
 ``Sandbox`` (``base_url``, the app's credentials, ``admin``), on a fresh app of a deployment
 shared by every test with the same settings, so starting it is paid once per settings. What a
 deployment cannot show from outside (the embedded server's data folder, its connection bounds,
-the renderer's in-process state, a fault counted per replica) skips the test with the reason.
+the renderer's in-process state, faults of the embedded object store) skips the test with the
+reason.
 """
 
 from __future__ import annotations
